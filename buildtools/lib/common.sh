@@ -1,0 +1,94 @@
+# Shared helpers for buildtools scripts. Source it; do not run it.
+# Every installer here is idempotent: it checks first and installs only what
+# is missing, so repeated runs cost nothing.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE_DIR="${DEIS_CACHE_DIR:-$HOME/.cache/deis-workflow}"
+# One target directory outside the clone, shared by every checkout and run.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE_DIR/target}"
+mkdir -p "$CACHE_DIR"
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  step "installing ${missing[*]} (apt)"
+  if [ "$APT_UPDATED" = 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# buf (protobuf linter) from npm, into the cache.
+ensure_buf() {
+  local dir="$CACHE_DIR/npm"
+  if [ ! -x "$dir/node_modules/.bin/buf" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    step "installing buf (npm @bufbuild/buf)"
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --silent --no-audit --no-fund --prefix "$dir" @bufbuild/buf@1.75.0 >/dev/null)
+  fi
+  BUF="$dir/node_modules/.bin/buf"
+}
+
+# PostgreSQL server binaries (initdb, pg_ctl).
+ensure_postgres() {
+  PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+  if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+    apt_install postgresql
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts a throwaway PostgreSQL cluster on a free loopback port (trust auth,
+# fsync off) and exports DEIS_TEST_DATABASE_URL. stop_postgres removes it.
+start_postgres() {
+  ensure_postgres
+  PG_DIR="$(mktemp -d /tmp/deis-pg.XXXXXX)"
+  PG_PORT="$(free_port)"
+  local run=()
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres:postgres "$PG_DIR"
+    run=(runuser -u postgres --)
+  fi
+  "${run[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >"$PG_DIR/initdb.log" 2>&1 \
+    || { cat "$PG_DIR/initdb.log" >&2; return 1; }
+  "${run[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+    start >/dev/null || { cat "$PG_DIR/server.log" >&2; return 1; }
+  export DEIS_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  note "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT"
+}
+
+stop_postgres() {
+  [ -n "${PG_DIR:-}" ] || return 0
+  local run=()
+  [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
+  "${run[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+  PG_DIR=""
+}
+
+# Runs tests with cargo-nextest when present, else cargo test.
+run_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --no-fail-fast --failure-output final "$@"
+  else
+    cargo test --no-fail-fast "$@"
+  fi
+}

@@ -1,0 +1,58 @@
+//! Project tooling. `buildtools/bench <name>` runs a benchmark (release
+//! build); benchmarks print medians and percentiles and are not part of the
+//! timed test suite.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+mod bench_api;
+
+/// Latency samples of one measurement.
+pub(crate) struct Samples(Vec<Duration>);
+
+impl Samples {
+    pub(crate) fn new() -> Samples {
+        Samples(Vec::new())
+    }
+
+    pub(crate) async fn time<T, F: std::future::Future<Output = Result<T>>>(&mut self, f: F) -> Result<T> {
+        let start = Instant::now();
+        let out = f.await?;
+        self.0.push(start.elapsed());
+        Ok(out)
+    }
+
+    pub(crate) fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.0.clone();
+        sorted.sort();
+        if sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((p / 100.0) * (sorted.len() as f64)).ceil() as usize;
+        sorted[rank.clamp(1, sorted.len()) - 1]
+    }
+
+    pub(crate) fn summary(&self) -> String {
+        format!(
+            "n={} p50={} p99={} max={}",
+            self.0.len(),
+            ms(self.percentile(50.0)),
+            ms(self.percentile(99.0)),
+            ms(self.percentile(100.0))
+        )
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> String {
+    format!("{:.2}ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["bench", "api"] => bench_api::run().await.context("bench api"),
+        _ => bail!("usage: buildtools bench api"),
+    }
+}

@@ -1,0 +1,476 @@
+//! `apps:*`: create, list, inspect, open, logs, run, destroy, transfer.
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Result, anyhow, bail};
+use clap::Subcommand;
+use deis_client::ControllerUrl;
+use deis_client::v2::{
+    CreateAppRequest, DeleteAppRequest, GetAppRequest, GetAppSettingsRequest, GetLogsRequest,
+    ListAppsRequest, ListDomainsRequest, ListPodsRequest, RunCommandRequest, SetConfigRequest,
+    TransferAppRequest,
+};
+use serde_json::json;
+
+use super::{Exit, domains, labels, ps};
+use crate::cli::{AppArg, LimitArg};
+use crate::context::{Ctx, Session, call, call_app};
+use crate::git::{self, AppRef, Builder};
+use crate::output::{self, to_json};
+use crate::pb;
+use crate::profile::Profile;
+use crate::prompt;
+
+/// `apps:*` commands.
+#[derive(Subcommand, Debug)]
+pub(crate) enum Cmd {
+    /// Create a new application
+    ///
+    /// Creates an application (named for you when no name is given) and a git
+    /// remote pointing at the builder, so `git push deis master` deploys it.
+    #[command(name = "apps:create", visible_alias = "create")]
+    Create {
+        /// The application name: lowercase letters, digits and hyphens [default: generated]
+        #[arg(value_name = "APP")]
+        id: Option<String>,
+        /// Do not create a git remote for the application
+        #[arg(long)]
+        no_remote: bool,
+        /// A buildpack URL to use for this application (sets BUILDPACK_URL)
+        #[arg(short = 'b', long, value_name = "URL")]
+        buildpack: Option<String>,
+        /// The name of the git remote to create
+        #[arg(short = 'r', long, value_name = "REMOTE", default_value = "deis")]
+        remote: String,
+    },
+    /// List accessible applications
+    #[command(name = "apps:list", alias = "apps")]
+    List {
+        #[command(flatten)]
+        limit: LimitArg,
+    },
+    /// View info about an application
+    #[command(name = "apps:info", visible_alias = "info")]
+    Info {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Open the application in a browser
+    #[command(name = "apps:open", visible_alias = "open")]
+    Open {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// View aggregated application logs
+    #[command(name = "apps:logs", visible_alias = "logs")]
+    Logs {
+        #[command(flatten)]
+        app: AppArg,
+        /// The number of lines to show [default: 100]
+        #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+        lines: Option<i32>,
+    },
+    /// Run a command in an ephemeral app container
+    ///
+    /// The command's output is printed when it ends, and deis exits with the
+    /// command's exit code. Put -- before a command that has its own options.
+    #[command(name = "apps:run", visible_alias = "run")]
+    Run {
+        #[command(flatten)]
+        app: AppArg,
+        /// The command to run
+        #[arg(
+            value_name = "COMMAND",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        command: Vec<String>,
+    },
+    /// Destroy an application
+    ///
+    /// Without --confirm, asks to type the application name (on a terminal only).
+    #[command(name = "apps:destroy", visible_alias = "destroy")]
+    Destroy {
+        #[command(flatten)]
+        app: AppArg,
+        /// Skip the question by repeating the application name
+        #[arg(long, value_name = "APP")]
+        confirm: Option<String>,
+    },
+    /// Transfer app ownership to another user
+    #[command(name = "apps:transfer")]
+    Transfer {
+        /// The user who becomes the owner
+        username: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+}
+
+/// Runs an `apps:*` command.
+pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
+    let s = ctx.session()?;
+    match cmd {
+        Cmd::Create {
+            id,
+            no_remote,
+            buildpack,
+            remote,
+        } => create(ctx, &s, id, no_remote, buildpack, &remote).await,
+        Cmd::List { limit } => list(ctx, &s, s.limit(limit.limit)).await,
+        Cmd::Info { app } => info(ctx, &s, &s.app(app.get())?).await,
+        Cmd::Open { app } => open(ctx, &s, &s.app(app.get())?).await,
+        Cmd::Logs { app, lines } => logs(ctx, &s, &s.app(app.get())?, lines.unwrap_or(0)).await,
+        Cmd::Run { app, command } => run_command(ctx, &s, &s.app(app.get())?, &command.join(" ")).await,
+        Cmd::Destroy { app, confirm } => destroy(ctx, &s, &s.app(app.get())?, confirm).await,
+        Cmd::Transfer { username, app } => transfer(ctx, &s, &s.app(app.get())?, &username).await,
+    }
+}
+
+async fn create(
+    ctx: &Ctx,
+    s: &Session,
+    id: Option<String>,
+    no_remote: bool,
+    buildpack: Option<String>,
+    remote: &str,
+) -> Result<()> {
+    let label = "Creating Application...";
+    let request = CreateAppRequest {
+        id: id.unwrap_or_default(),
+    };
+    let created = ctx
+        .out
+        .progress(label, call(s.client().await?.apps().create_app(request)))
+        .await?;
+    let app = created
+        .app
+        .ok_or_else(|| anyhow!("the controller did not return the new app"))?;
+    ctx.out.say(format!("{label} done, created {}", app.id));
+
+    if let Some(url) = buildpack {
+        let request = SetConfigRequest {
+            app: app.id.clone(),
+            values: pb::set_map([("BUILDPACK_URL", url)]),
+            ..Default::default()
+        };
+        ctx.out
+            .progress(
+                "Setting BUILDPACK_URL...",
+                call(s.client().await?.config().set_config(request)),
+            )
+            .await?;
+    }
+
+    if no_remote {
+        ctx.out.say(format!(
+            "If you want to add a git remote for this app later, use `deis git:remote -a {}`",
+            app.id
+        ));
+    } else {
+        super::git::add_app_remote(ctx, &s.builder(), &app.id, remote, false, true)?;
+    }
+    if ctx.out.json_mode() {
+        ctx.out.json(&app)?;
+    }
+    Ok(())
+}
+
+async fn list(ctx: &Ctx, s: &Session, limit: i32) -> Result<()> {
+    let page = call(
+        s.client()
+            .await?
+            .apps()
+            .list_apps(ListAppsRequest { limit, offset: 0 }),
+    )
+    .await?;
+    let lines = page.results.iter().map(|app| app.id.clone()).collect();
+    ctx.out.page(&page, "Apps", page.count, lines)
+}
+
+async fn info(ctx: &Ctx, s: &Session, app: &AppRef) -> Result<()> {
+    let id = app.name.clone();
+    let found = call_app(
+        app,
+        s.client().await?.apps().get_app(GetAppRequest { id: id.clone() }),
+    )
+    .await?;
+    let details = found.app.unwrap_or_default();
+    let pods = call_app(
+        app,
+        s.client().await?.ps().list_pods(ListPodsRequest {
+            app: id.clone(),
+            ..Default::default()
+        }),
+    )
+    .await?;
+    let domain_page = call_app(
+        app,
+        s.client().await?.domains().list_domains(ListDomainsRequest {
+            app: id.clone(),
+            limit: s.limit(None),
+            offset: 0,
+        }),
+    )
+    .await?;
+    let settings = call_app(
+        app,
+        s.client()
+            .await?
+            .settings()
+            .get_app_settings(GetAppSettingsRequest { app: id.clone() }),
+    )
+    .await?
+    .settings
+    .unwrap_or_default();
+
+    if ctx.out.json_mode() {
+        return ctx.out.json_value(&json!({
+            "app": to_json(&details)?,
+            "processes": to_json(&pods)?["results"],
+            "domains": to_json(&domain_page)?["results"],
+            "labels": to_json(&settings)?["label"],
+        }));
+    }
+    let first_domain = domain_page.results.first().map(|d| d.domain.as_str());
+    let url = app_url(&details.url, first_domain, &s.profile)
+        .unwrap_or_else(|| format!("No domain assigned to {id}"));
+    ctx.out.header(format!("{id} Application"));
+    let rows = [
+        ("updated:", output::time(details.updated.as_ref())),
+        ("uuid:", details.uuid.clone()),
+        ("created:", output::time(details.created.as_ref())),
+        ("url:", url),
+        ("owner:", details.owner.clone()),
+        ("id:", details.id.clone()),
+    ];
+    ctx.out
+        .line(ctx.out.kv_table(rows.map(|(k, v)| (k.to_owned(), v))));
+    ctx.out.blank();
+    ps::print_processes(ctx, &id, &pods.results);
+    ctx.out.blank();
+    domains::print_domains(ctx, &id, &domain_page);
+    ctx.out.blank();
+    labels::print_labels(ctx, &id, &settings.label);
+    Ok(())
+}
+
+/// Where the app answers: the controller's `url`, else its first domain
+/// (a bare name is completed with the platform domain or, as Deis did, the
+/// controller's host minus its first label).
+pub(crate) fn app_url(url: &str, first_domain: Option<&str>, profile: &Profile) -> Option<String> {
+    if !url.is_empty() {
+        return Some(url.to_owned());
+    }
+    let domain = first_domain.filter(|d| !d.is_empty())?;
+    if domain.contains('.') {
+        return Some(domain.to_owned());
+    }
+    if let Some(platform) = profile.platform_domain.as_deref().filter(|p| !p.is_empty()) {
+        return Some(format!("{domain}.{platform}"));
+    }
+    let host = ControllerUrl::parse(&profile.controller).ok()?.host().to_owned();
+    match host.split_once('.') {
+        Some((_, rest)) if host.parse::<std::net::IpAddr>().is_err() => Some(format!("{domain}.{rest}")),
+        _ => Some(domain.to_owned()),
+    }
+}
+
+async fn open(ctx: &Ctx, s: &Session, app: &AppRef) -> Result<()> {
+    let found = call_app(
+        app,
+        s.client()
+            .await?
+            .apps()
+            .get_app(GetAppRequest { id: app.name.clone() }),
+    )
+    .await?;
+    let details = found.app.unwrap_or_default();
+    let first = if details.url.is_empty() {
+        let page = call_app(
+            app,
+            s.client().await?.domains().list_domains(ListDomainsRequest {
+                app: app.name.clone(),
+                limit: 1,
+                offset: 0,
+            }),
+        )
+        .await?;
+        page.results.into_iter().next().map(|d| d.domain)
+    } else {
+        None
+    };
+    let Some(url) = app_url(&details.url, first.as_deref(), &s.profile) else {
+        bail!("No domain assigned to {}", app.name);
+    };
+    let url = if url.starts_with("http://") || url.starts_with("https://") {
+        url
+    } else {
+        format!("http://{url}")
+    };
+    if ctx.out.json_mode() {
+        return ctx.out.json_value(&json!({ "url": url }));
+    }
+    ctx.out.line(&url);
+    if ctx.out.stdout_is_tty() {
+        // Best effort: a missing browser is not an error, the URL is printed.
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        let _ = Command::new(opener)
+            .arg(&url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
+    Ok(())
+}
+
+async fn logs(ctx: &Ctx, s: &Session, app: &AppRef, lines: i32) -> Result<()> {
+    let request = GetLogsRequest {
+        app: app.name.clone(),
+        log_lines: lines,
+    };
+    let response = call_app(app, s.client().await?.apps().get_logs(request)).await?;
+    if ctx.out.json_mode() {
+        return ctx.out.json(&response);
+    }
+    for line in &response.lines {
+        ctx.out.line(line.trim_end_matches('\n'));
+    }
+    Ok(())
+}
+
+async fn run_command(ctx: &Ctx, s: &Session, app: &AppRef, command: &str) -> Result<()> {
+    ctx.out.note(format!("Running '{command}'..."));
+    let request = RunCommandRequest {
+        app: app.name.clone(),
+        command: command.to_owned(),
+    };
+    let result = ctx
+        .out
+        .progress(
+            "Running...",
+            call_app(app, s.client().await?.apps().run_command(request)),
+        )
+        .await?;
+    if ctx.out.json_mode() {
+        ctx.out.json(&result)?;
+    } else if result.exit_code == 0 {
+        ctx.out.text(&result.output);
+    } else {
+        eprint!("{}", result.output);
+    }
+    match result.exit_code {
+        0 => Ok(()),
+        code => Err(Exit(u8::try_from(code).ok().filter(|c| *c != 0).unwrap_or(1)).into()),
+    }
+}
+
+async fn destroy(ctx: &Ctx, s: &Session, app: &AppRef, confirm: Option<String>) -> Result<()> {
+    let id = &app.name;
+    let answer = match confirm {
+        Some(answer) => answer,
+        None if prompt::stdin_is_tty() => {
+            ctx.out.note(format!(
+                " !    WARNING: Potentially Destructive Action\n !    This command will destroy the application: {id}\n !    To proceed, type \"{id}\" or re-run this command with --confirm={id}\n"
+            ));
+            prompt::line("> ")?.unwrap_or_default().trim().to_owned()
+        }
+        None => bail!("refusing to destroy {id} without confirmation; re-run with --confirm={id}"),
+    };
+    if answer != *id {
+        bail!("App {id} does not match confirm {answer}, aborting.");
+    }
+    let started = Instant::now();
+    ctx.out.say(format!("Destroying {id}..."));
+    let label = format!("Destroying {id}...");
+    ctx.out
+        .progress(
+            &label,
+            call_app(
+                app,
+                s.client()
+                    .await?
+                    .apps()
+                    .delete_app(DeleteAppRequest { id: id.clone() }),
+            ),
+        )
+        .await?;
+    ctx.out.say(format!("done in {}s", started.elapsed().as_secs()));
+    remove_remotes(ctx, &s.builder(), id);
+    Ok(())
+}
+
+/// Removes git remotes that pointed at a destroyed app; a failure is only
+/// reported, the app is gone either way.
+fn remove_remotes(ctx: &Ctx, builder: &Builder, app: &str) {
+    match git::remove_app_remotes(builder, app) {
+        Ok(removed) if !removed.is_empty() => ctx.out.say(format!("Git remotes for app {app} removed.")),
+        Ok(_) => {}
+        Err(err) => ctx.out.note(format!(
+            "Warning: could not remove the git remotes of {app}: {err:#}"
+        )),
+    }
+}
+
+async fn transfer(ctx: &Ctx, s: &Session, app: &AppRef, username: &str) -> Result<()> {
+    let request = TransferAppRequest {
+        id: app.name.clone(),
+        owner: username.to_owned(),
+    };
+    call_app(app, s.client().await?.apps().transfer_app(request)).await?;
+    ctx.out
+        .say(format!("Transferring {} to {username}... done", app.name));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(controller: &str, platform: Option<&str>) -> Profile {
+        Profile {
+            controller: controller.into(),
+            platform_domain: platform.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn app_url_prefers_controller_url_then_domains() {
+        let p = profile("http://deis.example.com", None);
+        assert_eq!(
+            app_url("http://x.io", Some("y"), &p).as_deref(),
+            Some("http://x.io")
+        );
+        assert_eq!(
+            app_url("", Some("www.shop.com"), &p).as_deref(),
+            Some("www.shop.com")
+        );
+        assert_eq!(app_url("", Some("shop"), &p).as_deref(), Some("shop.example.com"));
+        assert_eq!(app_url("", None, &p), None);
+    }
+
+    #[test]
+    fn bare_domain_uses_platform_domain_or_keeps_ip_hosts_alone() {
+        assert_eq!(
+            app_url(
+                "",
+                Some("shop"),
+                &profile("http://127.0.0.1:8000", Some("local.deis"))
+            )
+            .as_deref(),
+            Some("shop.local.deis")
+        );
+        assert_eq!(
+            app_url("", Some("shop"), &profile("http://127.0.0.1:8000", None)).as_deref(),
+            Some("shop")
+        );
+    }
+}

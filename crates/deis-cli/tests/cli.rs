@@ -1,0 +1,282 @@
+//! The real `deis` binary against a real controller on a loopback port (over
+//! SQLite, or PostgreSQL when `DEIS_TEST_DATABASE_URL` is set), in a
+//! temporary HOME, the way a user types it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use deis_testkit::{TestPlatform, random_ed25519_public_key, test_certificate};
+use tempfile::TempDir;
+
+/// One user's terminal: their own HOME and working directory.
+struct User {
+    home: TempDir,
+    cwd: TempDir,
+}
+
+impl User {
+    fn new() -> User {
+        User {
+            home: tempfile::tempdir().unwrap(),
+            cwd: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run_in(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_deis"))
+            .args(args)
+            .env("HOME", self.home.path())
+            .env_remove("DEIS_PROFILE")
+            .env("NO_COLOR", "1")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run deis")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_in(self.cwd.path(), args)
+    }
+
+    /// Runs and requires success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "deis {args:?} failed:\nstdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs and requires failure; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "deis {args:?} succeeded:\n{}",
+            text(&out.stdout)
+        );
+        assert_eq!(out.status.code(), Some(1));
+        text(&out.stderr)
+    }
+
+    fn file(&self, name: &str, contents: &str) -> String {
+        let path = self.cwd.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.display().to_string()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_session_from_register_to_destroy() {
+    let p = TestPlatform::start().await;
+    let url = p.url.clone();
+    tokio::task::spawn_blocking(move || session(&url)).await.unwrap();
+}
+
+fn session(url: &str) {
+    let alice = User::new();
+    let out = alice.ok(&[
+        "register",
+        url,
+        "--username=alice",
+        "--password=s3cret-pw",
+        "--email=alice@example.com",
+    ]);
+    assert!(out.contains("alice"), "{out}");
+    let profile = std::fs::read_to_string(alice.home.path().join(".deis/client.json")).unwrap();
+    let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
+    assert_eq!(profile["username"], "alice");
+    assert_eq!(profile["controller"], url);
+    assert_eq!(profile["token"].as_str().unwrap().len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(alice.home.path().join(".deis/client.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the profile holds a token: owner-only");
+    }
+    assert!(alice.ok(&["whoami"]).contains(&format!("You are alice at {url}")));
+    alice.ok(&["logout"]);
+    assert!(alice.fails(&["apps"]).contains("Not logged in"));
+    alice.ok(&["login", url, "--username=alice", "--password=s3cret-pw"]);
+    let bad = alice.run(&["login", url, "--username=alice", "--password=wrong"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("Unable to log in with provided credentials."),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    // Apps and config.
+    assert!(alice.ok(&["create", "myapp", "--no-remote"]).contains("myapp"));
+    let out = alice.ok(&["config:set", "FOO=bar", "GREETING=hello world", "-a", "myapp"]);
+    assert!(out.contains("done, v2"), "{out}");
+    let out = alice.ok(&["config", "-a", "myapp"]);
+    assert!(
+        out.contains("FOO") && out.contains("bar") && out.contains("hello world"),
+        "{out}"
+    );
+    assert!(
+        alice
+            .ok(&["config:unset", "FOO", "-a", "myapp"])
+            .contains("done, v3")
+    );
+    let err = alice.fails(&["config:unset", "FOO", "-a", "myapp"]);
+    assert!(
+        err.starts_with("Error: ") && err.contains("FOO does not exist under values"),
+        "{err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "errors are one sentence: {err}"
+    );
+
+    let out = alice.ok(&["releases", "-a", "myapp"]);
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('v')).collect();
+    assert!(
+        lines[0].starts_with("v3") && lines[0].contains("alice deleted FOO"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("v2") && lines[1].contains("alice added FOO, GREETING"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("v1") && lines[2].contains("alice created initial release"),
+        "{out}"
+    );
+    let out = alice.ok(&["rollback", "-a", "myapp"]);
+    assert!(out.contains("done, v4"), "{out}");
+    assert!(
+        alice.ok(&["config", "-a", "myapp"]).contains("FOO"),
+        "rolling back to v2 brings FOO back"
+    );
+    assert!(
+        alice
+            .ok(&["releases:info", "v2", "-a", "myapp"])
+            .contains("alice added FOO, GREETING")
+    );
+    let err = alice.fails(&["rollback", "v1", "-a", "myapp"]);
+    assert!(err.contains("Cannot roll back to initial release."), "{err}");
+
+    // --json for scripts.
+    let json: serde_json::Value = serde_json::from_str(&alice.ok(&["apps", "--json"])).unwrap();
+    let found = json.to_string();
+    assert!(found.contains("\"myapp\""), "{found}");
+
+    // Collaborators.
+    let bob = User::new();
+    bob.ok(&[
+        "register",
+        url,
+        "--username=bob",
+        "--password=b0b-pw",
+        "--email=bob@example.com",
+    ]);
+    assert!(bob.fails(&["info", "-a", "myapp"]).contains("permission"));
+    alice.ok(&["perms:create", "bob", "-a", "myapp"]);
+    assert!(alice.ok(&["perms", "-a", "myapp"]).contains("bob"));
+    assert!(bob.ok(&["config", "-a", "myapp"]).contains("GREETING"));
+    assert!(
+        bob.fails(&["destroy", "-a", "myapp", "--confirm=myapp"])
+            .contains("permission")
+    );
+    alice.ok(&["perms:delete", "bob", "-a", "myapp"]);
+    assert!(!alice.ok(&["perms", "-a", "myapp"]).contains("bob"));
+
+    // Keys.
+    let key = alice.file(
+        "laptop.pub",
+        &format!("{}\n", random_ed25519_public_key("alice@laptop")),
+    );
+    alice.ok(&["keys:add", &key]);
+    assert!(alice.ok(&["keys"]).contains("alice@laptop"));
+    let err = alice.fails(&["keys:add", &key]);
+    assert!(err.contains("Public Key is already in use"), "{err}");
+    alice.ok(&["keys:remove", "alice@laptop"]);
+    assert!(!alice.ok(&["keys"]).contains("alice@laptop"));
+
+    // Domains and certificates.
+    alice.ok(&["domains:add", "www.example.com", "-a", "myapp"]);
+    assert!(alice.ok(&["domains", "-a", "myapp"]).contains("www.example.com"));
+    let (cert, key) = test_certificate();
+    let cert = alice.file("www.crt", &cert);
+    let key = alice.file("www.key", &key);
+    alice.ok(&["certs:add", "www", &cert, &key]);
+    alice.ok(&["certs:attach", "www", "www.example.com"]);
+    let out = alice.ok(&["certs"]);
+    assert!(out.contains("www") && out.contains("www.example.com"), "{out}");
+    let err = alice.fails(&["certs:add", "www", &key, &cert]);
+    assert!(err.contains("Could not load certificate"), "{err}");
+    alice.ok(&["certs:detach", "www", "www.example.com"]);
+    alice.ok(&["certs:remove", "www"]);
+    alice.ok(&["domains:remove", "www.example.com", "-a", "myapp"]);
+    assert!(!alice.ok(&["domains", "-a", "myapp"]).contains("www.example.com"));
+
+    // Settings without releases.
+    alice.ok(&["maintenance:on", "-a", "myapp"]);
+    assert!(
+        alice
+            .ok(&["maintenance:info", "-a", "myapp"])
+            .to_lowercase()
+            .contains("on")
+    );
+    alice.ok(&["tls:enable", "-a", "myapp"]);
+    alice.ok(&["whitelist:add", "10.0.0.0/8", "-a", "myapp"]);
+    assert!(alice.ok(&["whitelist", "-a", "myapp"]).contains("10.0.0.0/8"));
+    alice.ok(&["limits:set", "web=512M", "-a", "myapp"]);
+    assert!(alice.ok(&["limits", "-a", "myapp"]).contains("512M"));
+
+    // Errors are one sentence and exit 1.
+    let err = alice.fails(&["info", "-a", "nope"]);
+    assert!(err.contains("App nope does not exist."), "{err}");
+
+    // App detection from the git remote `deis create` adds.
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(repo.path())
+            .env("HOME", alice.home.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    git(&["init", "-q", "-b", "main"]);
+    let out = alice.run_in(repo.path(), &["create", "detected"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let remotes = Command::new("git")
+        .args(["remote", "-v"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    let remotes = text(&remotes.stdout);
+    assert!(
+        remotes.contains("deis") && remotes.contains("detected.git"),
+        "{remotes}"
+    );
+    let out = alice.run_in(repo.path(), &["info"]);
+    assert!(
+        out.status.success() && text(&out.stdout).contains("detected"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    alice.ok(&["destroy", "-a", "myapp", "--confirm=myapp"]);
+    assert!(alice.fails(&["info", "-a", "myapp"]).contains("does not exist"));
+}

@@ -1,0 +1,226 @@
+//! The controller: the public `deis.v2` gRPC API, the internal API for other
+//! components, authentication and authorization, and the release and deploy
+//! logic around the [`Scheduler`] trait.
+//!
+//! Architecture invariants: every RPC authenticates and authorizes in its
+//! handler before touching state (see `access`); domain errors become gRPC
+//! statuses in exactly one place (`error`); the controller reaches processes
+//! only through [`Scheduler`] and state only through [`Store`].
+
+mod access;
+mod convert;
+mod error;
+mod events;
+mod release;
+mod services;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deis_auth::{LoginLimiter, LoginLimits, PlatformSecret};
+use deis_scheduler::Scheduler;
+use deis_store::Store;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+pub use error::HTTP_STATUS_METADATA;
+pub use events::EventLog;
+
+/// The version of the platform (this build).
+pub const PLATFORM_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Deis REST API version this controller is compatible with.
+pub const API_VERSION: &str = "2.3";
+/// The largest gRPC message the controller accepts.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Who may register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationMode {
+    /// Anyone.
+    Enabled,
+    /// Nobody.
+    Disabled,
+    /// Administrators only (and the very first user).
+    AdminOnly,
+}
+
+impl RegistrationMode {
+    /// The name used in configuration and by Deis.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationMode::Enabled => "enabled",
+            RegistrationMode::Disabled => "disabled",
+            RegistrationMode::AdminOnly => "admin_only",
+        }
+    }
+}
+
+impl std::str::FromStr for RegistrationMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "enabled" => Ok(RegistrationMode::Enabled),
+            "disabled" => Ok(RegistrationMode::Disabled),
+            "admin_only" => Ok(RegistrationMode::AdminOnly),
+            other => Err(format!(
+                "unknown registration mode {other:?}; use enabled, disabled or admin_only"
+            )),
+        }
+    }
+}
+
+/// Settings of the controller.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Apps answer at `<app>.<platform_domain>`.
+    pub platform_domain: String,
+    /// The scheme and port apps answer on, for the URLs shown to users
+    /// (e.g. `http` and 8080; port 80 or 443 is left out of URLs).
+    pub router_scheme: String,
+    /// See `router_scheme`.
+    pub router_port: u16,
+    /// Where `git push` goes.
+    pub builder_host: String,
+    /// See `builder_host`.
+    pub builder_port: u16,
+    /// Who may register.
+    pub registration_mode: RegistrationMode,
+    /// App names nobody may use.
+    pub reserved_names: Vec<String>,
+    /// How long a release may take to become ready.
+    pub deploy_timeout: Duration,
+    /// How long `deis run` may take.
+    pub run_timeout: Duration,
+    /// Failed-login limits.
+    pub login_limits: LoginLimits,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            platform_domain: "localhost".into(),
+            router_scheme: "http".into(),
+            router_port: 8080,
+            builder_host: "127.0.0.1".into(),
+            builder_port: 2222,
+            registration_mode: RegistrationMode::AdminOnly,
+            reserved_names: [
+                "deis",
+                "deis-builder",
+                "deis-workflow",
+                "deis-workflow-manager",
+                "grafana",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            deploy_timeout: Duration::from_secs(120),
+            run_timeout: Duration::from_secs(1200),
+            login_limits: LoginLimits::default(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) scheduler: Arc<dyn Scheduler>,
+    pub(crate) config: ControllerConfig,
+    pub(crate) secret: PlatformSecret,
+    pub(crate) limiter: LoginLimiter,
+    pub(crate) events: EventLog,
+    app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The controller's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct Controller {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Controller {
+    /// A controller over a migrated store and a scheduler.
+    pub fn new(
+        store: Store,
+        scheduler: Arc<dyn Scheduler>,
+        config: ControllerConfig,
+        secret: PlatformSecret,
+    ) -> Self {
+        let limiter = LoginLimiter::new(config.login_limits);
+        Controller {
+            inner: Arc::new(Inner {
+                store,
+                scheduler,
+                config,
+                secret,
+                limiter,
+                events: EventLog::default(),
+                app_locks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The platform event log (what `deis logs` shows until a logger runs).
+    pub fn events(&self) -> &EventLog {
+        &self.inner.events
+    }
+
+    /// Serialises changes to one app: releases get consecutive versions and
+    /// deploys happen in version order. Other apps are not blocked.
+    pub(crate) async fn lock_app(&self, app_uuid: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.inner.app_locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(app_uuid.to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    pub(crate) fn forget_app_lock(&self, app_uuid: &str) {
+        let mut locks = self.inner.app_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.remove(app_uuid);
+    }
+
+    /// Re-applies every app's desired state to the scheduler, as Deis's
+    /// `load_db_state_to_k8s` did, so a restarted platform converges.
+    pub async fn converge(&self) {
+        release::converge_all(self).await;
+    }
+
+    /// The gRPC router with every service, reflection and health.
+    pub fn router(&self) -> tonic::transport::server::Router {
+        services::router(self)
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        // Without TCP_NODELAY, small responses wait for the peer's delayed
+        // ACK (~40 ms on Linux).
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
+        self.router()
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    }
+}
+
+/// Binds `addr` and serves the controller there; returns the bound address
+/// and the server task.
+pub async fn spawn(
+    controller: Controller,
+    addr: SocketAddr,
+) -> std::io::Result<(
+    SocketAddr,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let task = tokio::spawn(async move { controller.serve(listener, std::future::pending()).await });
+    Ok((local, task))
+}

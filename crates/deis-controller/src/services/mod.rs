@@ -1,0 +1,79 @@
+//! The gRPC services. Each handler authenticates, authorizes, then calls
+//! into the controller; errors become statuses through `error::respond`.
+
+mod apps;
+mod auth;
+mod config;
+mod internal;
+mod perms;
+mod platform;
+mod resources;
+mod settings;
+
+use deis_proto::internal::internal_service_server::InternalServiceServer;
+use deis_proto::v2::{
+    apps_service_server::AppsServiceServer, auth_service_server::AuthServiceServer,
+    builds_service_server::BuildsServiceServer, certs_service_server::CertsServiceServer,
+    config_service_server::ConfigServiceServer, domains_service_server::DomainsServiceServer,
+    keys_service_server::KeysServiceServer, perms_service_server::PermsServiceServer,
+    platform_service_server::PlatformServiceServer, ps_service_server::PsServiceServer,
+    releases_service_server::ReleasesServiceServer, settings_service_server::SettingsServiceServer,
+    users_service_server::UsersServiceServer,
+};
+use tonic::transport::Server;
+
+use crate::{Controller, MAX_MESSAGE_BYTES};
+
+/// One handler type serves every service; the state is the controller.
+#[derive(Clone)]
+pub(crate) struct Api(pub(crate) Controller);
+
+impl std::ops::Deref for Api {
+    type Target = Controller;
+
+    fn deref(&self) -> &Controller {
+        &self.0
+    }
+}
+
+macro_rules! limited {
+    ($server:ident, $api:expr) => {
+        $server::new($api.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    };
+}
+
+pub(crate) fn router(controller: &Controller) -> tonic::transport::server::Router {
+    let api = Api(controller.clone());
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    // Every service is up as soon as the router exists; readiness of the
+    // database is reported by the overall ("") status.
+    drop(health_reporter);
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(deis_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .ok();
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(deis_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .ok();
+    Server::builder()
+        .add_service(health)
+        .add_optional_service(reflection)
+        .add_optional_service(reflection_alpha)
+        .add_service(limited!(PlatformServiceServer, api))
+        .add_service(limited!(AuthServiceServer, api))
+        .add_service(limited!(UsersServiceServer, api))
+        .add_service(limited!(AppsServiceServer, api))
+        .add_service(limited!(ConfigServiceServer, api))
+        .add_service(limited!(BuildsServiceServer, api))
+        .add_service(limited!(ReleasesServiceServer, api))
+        .add_service(limited!(DomainsServiceServer, api))
+        .add_service(limited!(CertsServiceServer, api))
+        .add_service(limited!(KeysServiceServer, api))
+        .add_service(limited!(PermsServiceServer, api))
+        .add_service(limited!(SettingsServiceServer, api))
+        .add_service(limited!(PsServiceServer, api))
+        .add_service(limited!(InternalServiceServer, api))
+}

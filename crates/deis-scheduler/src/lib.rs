@@ -1,0 +1,238 @@
+//! The `Scheduler` trait: how the controller makes processes run.
+//!
+//! Architecture invariant: the controller never talks to a runtime directly.
+//! It describes the desired state of one app (a release and its formation)
+//! and a scheduler implementation — local supervised processes, or
+//! Kubernetes — makes it so. Implementations must be idempotent: the
+//! controller re-applies the desired state of every app when it starts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deis_core::ConfigData;
+
+mod no_runtime;
+mod recording;
+
+pub use no_runtime::NoRuntime;
+pub use recording::{RecordedCall, RecordingScheduler};
+
+/// How a build was produced, which decides how its processes start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum BuildKind {
+    /// A slug built by a buildpack from a git push.
+    Buildpack,
+    /// An image built from a Dockerfile in a git push.
+    Dockerfile,
+    /// An existing image (`deis pull`).
+    Image,
+}
+
+impl BuildKind {
+    /// Deis's rule: a Dockerfile build if flagged so, a buildpack build if it
+    /// has a commit, otherwise an image.
+    pub fn classify(sha: &str, dockerfile: &str) -> BuildKind {
+        if !dockerfile.is_empty() {
+            BuildKind::Dockerfile
+        } else if !sha.is_empty() {
+            BuildKind::Buildpack
+        } else {
+            BuildKind::Image
+        }
+    }
+}
+
+/// The build a release runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuildSpec {
+    /// The build's uuid.
+    pub uuid: String,
+    /// How it was built.
+    pub kind: BuildKind,
+    /// Image reference, or the slug's object-store key.
+    pub image: String,
+    /// Source commit, empty for images.
+    pub sha: String,
+    /// Command by process type.
+    pub procfile: BTreeMap<String, String>,
+}
+
+/// One release of an app, with everything a runtime needs to start it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReleaseSpec {
+    /// App id.
+    pub app: String,
+    /// Release number (the N of vN).
+    pub version: i32,
+    /// The release summary.
+    pub summary: String,
+    /// When the release was created.
+    pub created: DateTime<Utc>,
+    /// The build.
+    pub build: BuildSpec,
+    /// Limits, tags, registry credentials and health checks.
+    pub config: ConfigData,
+    /// The process environment: platform defaults (`DEIS_APP`,
+    /// `WORKFLOW_RELEASE`, ...) overlaid by the user's config, which wins.
+    /// `PORT` is present only when the user set it; otherwise the runtime
+    /// chooses one.
+    pub env: BTreeMap<String, String>,
+}
+
+/// The desired state of an app: a release at a formation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeploySpec {
+    /// What to run.
+    pub release: ReleaseSpec,
+    /// How many processes of each type.
+    pub structure: BTreeMap<String, i32>,
+    /// The process type the router sends traffic to (`web`, else `cmd`), if
+    /// the app is routable.
+    pub routable_type: Option<String>,
+    /// How long the new release may take to become ready.
+    pub deploy_timeout: Duration,
+}
+
+/// A one-off command in an app's release.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    /// The release whose environment and build the command uses.
+    pub release: ReleaseSpec,
+    /// The command, run with `bash -c`.
+    pub command: String,
+    /// How long it may run.
+    pub timeout: Duration,
+}
+
+/// The result of a one-off command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The command's exit status (128 + signal when killed).
+    pub exit_code: i32,
+    /// Its combined stdout and stderr.
+    pub output: String,
+}
+
+/// Which processes a restart applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessSelector {
+    /// Every process of the app.
+    All,
+    /// The processes of one type.
+    Type(String),
+    /// One process by name.
+    Name(String),
+}
+
+/// The life-cycle state of a process, as `deis ps` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ProcessState {
+    /// Started, not yet ready.
+    Starting,
+    /// Running and ready.
+    Up,
+    /// Exited and waiting to be restarted (a crash loop shows as this).
+    Crashed,
+    /// Being stopped.
+    Terminating,
+    /// Stopped.
+    Down,
+}
+
+impl ProcessState {
+    /// The name Deis uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessState::Starting => "starting",
+            ProcessState::Up => "up",
+            ProcessState::Crashed => "crashed",
+            ProcessState::Terminating => "terminating",
+            ProcessState::Down => "down",
+        }
+    }
+}
+
+/// One process of an app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// `<app>-<type>-<n>`.
+    pub name: String,
+    /// Process type.
+    pub ptype: String,
+    /// Current state.
+    pub state: ProcessState,
+    /// The release it runs.
+    pub release: i32,
+    /// When it was started.
+    pub started: Option<DateTime<Utc>>,
+}
+
+/// Why a scheduler call failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SchedulerError {
+    /// The release could not be rolled out (it never became ready, its image
+    /// is missing, ...). The previous release keeps serving.
+    #[error("{0}")]
+    DeployFailed(String),
+    /// The runtime cannot be reached or cannot act right now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// No process matches the selector.
+    #[error("{0}")]
+    NotFound(String),
+    /// No node carries the requested tags.
+    #[error("{0}")]
+    NoMatchingNodes(String),
+}
+
+impl From<SchedulerError> for deis_core::Error {
+    fn from(err: SchedulerError) -> Self {
+        match err {
+            SchedulerError::DeployFailed(m) | SchedulerError::NoMatchingNodes(m) => {
+                deis_core::Error::invalid(m)
+            }
+            SchedulerError::Unavailable(m) => deis_core::Error::unavailable(m),
+            SchedulerError::NotFound(m) => deis_core::Error::not_found(m),
+        }
+    }
+}
+
+/// What every runtime implements. All methods are idempotent for the same
+/// input, so the controller can re-apply state after a restart.
+#[async_trait::async_trait]
+pub trait Scheduler: Send + Sync + 'static {
+    /// Rolls out `spec.release` at `spec.structure` without downtime, and
+    /// returns once it serves (or failed, leaving the previous release up).
+    async fn deploy(&self, spec: &DeploySpec) -> Result<(), SchedulerError>;
+
+    /// Changes the number of processes of the current release.
+    async fn scale(&self, spec: &DeploySpec) -> Result<(), SchedulerError>;
+
+    /// Restarts matching processes and returns the processes afterwards.
+    async fn restart(
+        &self,
+        app: &str,
+        selector: &ProcessSelector,
+    ) -> Result<Vec<ProcessInfo>, SchedulerError>;
+
+    /// Runs a one-off command to completion.
+    async fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SchedulerError>;
+
+    /// Lists an app's processes.
+    async fn list(&self, app: &str) -> Result<Vec<ProcessInfo>, SchedulerError>;
+
+    /// Stops every process of an app and frees what it used.
+    async fn destroy(&self, app: &str) -> Result<(), SchedulerError>;
+
+    /// Checks that at least one node carries all `tags`.
+    async fn check_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), SchedulerError>;
+}
+
+/// Sorted `k=v` list, as Deis prints tags in errors.
+pub fn format_tags(tags: &BTreeMap<String, String>) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,46 @@
+//! A scheduler for a controller that runs without any runtime attached
+//! (for example a split deployment whose runtime is not up yet). It keeps no
+//! state and says plainly that nothing can be started.
+
+use std::collections::BTreeMap;
+
+use crate::{DeploySpec, ProcessInfo, ProcessSelector, RunOutcome, RunSpec, Scheduler, SchedulerError};
+
+/// Refuses to start anything, lists nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoRuntime;
+
+const NO_RUNTIME: &str = "This controller has no runtime attached, so no process can be started; start one with `deis-workflow up`.";
+
+#[async_trait::async_trait]
+impl Scheduler for NoRuntime {
+    async fn deploy(&self, _: &DeploySpec) -> Result<(), SchedulerError> {
+        Err(SchedulerError::Unavailable(NO_RUNTIME.into()))
+    }
+
+    async fn scale(&self, _: &DeploySpec) -> Result<(), SchedulerError> {
+        Err(SchedulerError::Unavailable(NO_RUNTIME.into()))
+    }
+
+    async fn restart(&self, _: &str, _: &ProcessSelector) -> Result<Vec<ProcessInfo>, SchedulerError> {
+        Err(SchedulerError::Unavailable(NO_RUNTIME.into()))
+    }
+
+    async fn run(&self, _: &RunSpec) -> Result<RunOutcome, SchedulerError> {
+        Err(SchedulerError::Unavailable(NO_RUNTIME.into()))
+    }
+
+    async fn list(&self, _: &str) -> Result<Vec<ProcessInfo>, SchedulerError> {
+        Ok(Vec::new())
+    }
+
+    async fn destroy(&self, _: &str) -> Result<(), SchedulerError> {
+        Ok(())
+    }
+
+    async fn check_tags(&self, _: &BTreeMap<String, String>) -> Result<(), SchedulerError> {
+        // There are no nodes to match against; tags are recorded and applied
+        // by whichever runtime is attached later.
+        Ok(())
+    }
+}
