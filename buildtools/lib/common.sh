@@ -51,8 +51,13 @@ ensure_postgres() {
   fi
 }
 
+# A loopback port nobody listens on (bash's /dev/tcp, no other tools needed).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  local port
+  while :; do
+    port=$(( 20000 + RANDOM % 40000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
 }
 
 # Starts a throwaway PostgreSQL cluster on a free loopback port (trust auth,

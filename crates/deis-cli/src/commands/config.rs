@@ -355,3 +355,84 @@ fn stdin_has_data() -> bool {
 fn stdin_has_data() -> bool {
     !prompt::stdin_is_tty()
 }
+
+/// A map-valued config attribute that has its own topic (`tags:*`,
+/// `registry:*`): listing, setting and unsetting work the same for both.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ConfigMap {
+    Tags,
+    Registry,
+}
+
+/// A change to a [`ConfigMap`].
+pub(crate) enum MapEdit {
+    Set(Vec<(String, String)>),
+    Unset(Vec<String>),
+}
+
+impl ConfigMap {
+    fn field(self) -> &'static str {
+        match self {
+            ConfigMap::Tags => "tags",
+            ConfigMap::Registry => "registry",
+        }
+    }
+
+    fn of(self, config: &Config) -> &HashMap<String, String> {
+        match self {
+            ConfigMap::Tags => &config.tags,
+            ConfigMap::Registry => &config.registry,
+        }
+    }
+
+    fn request(self, map: HashMap<String, Value>) -> SetConfigRequest {
+        match self {
+            ConfigMap::Tags => SetConfigRequest {
+                tags: map,
+                ..Default::default()
+            },
+            ConfigMap::Registry => SetConfigRequest {
+                registry: map,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Lists the map (`edit` is `None`) or applies `edit`, then prints it.
+    pub(crate) async fn run(self, ctx: &Ctx, app: AppArg, edit: Option<MapEdit>) -> Result<()> {
+        let s = ctx.session()?;
+        let app = s.app(app.get())?;
+        let config = match edit {
+            None => get(&s, &app).await?,
+            Some(edit) => {
+                let map = match edit {
+                    MapEdit::Set(pairs) => pb::set_map(pairs),
+                    MapEdit::Unset(keys) => pb::unset_map(keys),
+                };
+                let label = match self {
+                    ConfigMap::Tags => "Applying tags...",
+                    ConfigMap::Registry => "Applying registry information...",
+                };
+                apply(ctx, &s, &app, label, self.request(map)).await?
+            }
+        };
+        if ctx.out.json_mode() {
+            return ctx
+                .out
+                .json_value(&crate::output::to_json(&config)?[self.field()]);
+        }
+        let title = match self {
+            ConfigMap::Tags => "Tags",
+            ConfigMap::Registry => "Registry",
+        };
+        ctx.out.header(format!("{} {title}", app.name));
+        let map = self.of(&config);
+        if !map.is_empty() {
+            let rows = crate::output::sorted(map)
+                .into_iter()
+                .map(|(k, v)| (k.clone(), v.clone()));
+            ctx.out.line(ctx.out.kv_table(rows));
+        }
+        Ok(())
+    }
+}

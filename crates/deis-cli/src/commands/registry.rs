@@ -2,13 +2,10 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use deis_client::v2::{Config, SetConfigRequest};
 
-use super::config;
+use super::config::{ConfigMap, MapEdit};
 use crate::cli::AppArg;
 use crate::context::Ctx;
-use crate::output::sorted;
-use crate::pb;
 use crate::validate;
 
 /// `registry:*` commands.
@@ -46,50 +43,16 @@ pub(crate) enum Cmd {
 
 /// Runs a `registry:*` command.
 pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
-    let s = ctx.session()?;
-    let (app, registry) = match cmd {
-        Cmd::List { app } => {
-            let app = s.app(app.get())?;
-            return print(ctx, &app.name, &config::get(&s, &app).await?);
-        }
+    let (app, edit) = match cmd {
+        Cmd::List { app } => (app, None),
         Cmd::Set { app, items } => {
-            let parsed = items
+            let pairs = items
                 .iter()
-                .map(|i| validate::registry_item(i))
+                .map(|item| validate::registry_item(item))
                 .collect::<Result<Vec<_>>>()?;
-            (app, pb::set_map(parsed))
+            (app, Some(MapEdit::Set(pairs)))
         }
-        Cmd::Unset { app, keys } => (app, pb::unset_map(keys)),
+        Cmd::Unset { app, keys } => (app, Some(MapEdit::Unset(keys))),
     };
-    let app = s.app(app.get())?;
-    let label = "Applying registry information...";
-    let config = config::apply(
-        ctx,
-        &s,
-        &app,
-        label,
-        SetConfigRequest {
-            registry,
-            ..Default::default()
-        },
-    )
-    .await?;
-    print(ctx, &app.name, &config)
-}
-
-fn print(ctx: &Ctx, app: &str, config: &Config) -> Result<()> {
-    if ctx.out.json_mode() {
-        return ctx.out.json_value(&crate::output::to_json(config)?["registry"]);
-    }
-    ctx.out.header(format!("{app} Registry"));
-    if !config.registry.is_empty() {
-        ctx.out.line(
-            ctx.out.kv_table(
-                sorted(&config.registry)
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), v.clone())),
-            ),
-        );
-    }
-    Ok(())
+    ConfigMap::Registry.run(ctx, app, edit).await
 }

@@ -2,10 +2,8 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use deis_client::v2::UpdateAppSettingsRequest;
-use serde_json::json;
 
-use super::settings;
+use super::settings::Toggle;
 use crate::cli::AppArg;
 use crate::context::Ctx;
 
@@ -34,33 +32,9 @@ pub(crate) enum Cmd {
 
 /// Runs a `routing:*` command.
 pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
-    let s = ctx.session()?;
-    let (app, on) = match cmd {
-        Cmd::Info { app } => {
-            let app = s.app(app.get())?;
-            let current = settings::get(&s, &app).await?;
-            if ctx.out.json_mode() {
-                return ctx.out.json_value(&json!({ "routable": current.routable }));
-            }
-            ctx.out.line(if current.routable {
-                "Routing is enabled."
-            } else {
-                "Routing is disabled."
-            });
-            return Ok(());
-        }
-        Cmd::Enable { app } => (app, true),
-        Cmd::Disable { app } => (app, false),
-    };
-    let app = s.app(app.get())?;
-    let label = format!(
-        "{} routing for {}...",
-        if on { "Enabling" } else { "Disabling" },
-        app.name
-    );
-    let change = UpdateAppSettingsRequest {
-        routable: Some(on),
-        ..Default::default()
-    };
-    settings::update(ctx, &s, &app, &label, change).await.map(drop)
+    match cmd {
+        Cmd::Info { app } => Toggle::Routing.run(ctx, app, None).await,
+        Cmd::Enable { app } => Toggle::Routing.run(ctx, app, Some(true)).await,
+        Cmd::Disable { app } => Toggle::Routing.run(ctx, app, Some(false)).await,
+    }
 }

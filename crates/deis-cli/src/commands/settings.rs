@@ -47,3 +47,69 @@ pub(crate) async fn update(
     }
     Ok(settings)
 }
+
+/// An on/off app setting with its own topic (`maintenance:*`, `routing:*`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Toggle {
+    Maintenance,
+    Routing,
+}
+
+impl Toggle {
+    fn field(self) -> &'static str {
+        match self {
+            Toggle::Maintenance => "maintenance",
+            Toggle::Routing => "routable",
+        }
+    }
+
+    fn value(self, settings: &AppSettings) -> bool {
+        match self {
+            Toggle::Maintenance => settings.maintenance,
+            Toggle::Routing => settings.routable,
+        }
+    }
+
+    fn describe(self, on: bool) -> &'static str {
+        match (self, on) {
+            (Toggle::Maintenance, true) => "Maintenance mode is on.",
+            (Toggle::Maintenance, false) => "Maintenance mode is off.",
+            (Toggle::Routing, true) => "Routing is enabled.",
+            (Toggle::Routing, false) => "Routing is disabled.",
+        }
+    }
+
+    /// Shows the setting (`turn` is `None`) or turns it on or off.
+    pub(crate) async fn run(self, ctx: &Ctx, app: crate::cli::AppArg, turn: Option<bool>) -> Result<()> {
+        let s = ctx.session()?;
+        let app = s.app(app.get())?;
+        let Some(on) = turn else {
+            let current = get(&s, &app).await?;
+            if ctx.out.json_mode() {
+                return ctx
+                    .out
+                    .json_value(&serde_json::json!({ self.field(): self.value(&current) }));
+            }
+            ctx.out.line(self.describe(self.value(&current)));
+            return Ok(());
+        };
+        let verb = if on { "Enabling" } else { "Disabling" };
+        let (label, change) = match self {
+            Toggle::Maintenance => (
+                format!("{verb} maintenance mode for {}...", app.name),
+                UpdateAppSettingsRequest {
+                    maintenance: Some(on),
+                    ..Default::default()
+                },
+            ),
+            Toggle::Routing => (
+                format!("{verb} routing for {}...", app.name),
+                UpdateAppSettingsRequest {
+                    routable: Some(on),
+                    ..Default::default()
+                },
+            ),
+        };
+        update(ctx, &s, &app, &label, change).await.map(drop)
+    }
+}

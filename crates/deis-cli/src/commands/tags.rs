@@ -2,13 +2,10 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use deis_client::v2::{Config, SetConfigRequest};
 
-use super::config;
+use super::config::{ConfigMap, MapEdit};
 use crate::cli::AppArg;
 use crate::context::Ctx;
-use crate::output::sorted;
-use crate::pb;
 use crate::validate;
 
 /// `tags:*` commands.
@@ -45,50 +42,16 @@ pub(crate) enum Cmd {
 
 /// Runs a `tags:*` command.
 pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
-    let s = ctx.session()?;
-    let (app, tags) = match cmd {
-        Cmd::List { app } => {
-            let app = s.app(app.get())?;
-            return print(ctx, &app.name, &config::get(&s, &app).await?);
-        }
+    let (app, edit) = match cmd {
+        Cmd::List { app } => (app, None),
         Cmd::Set { app, tags } => {
-            let parsed = tags
+            let pairs = tags
                 .iter()
-                .map(|t| validate::tag(t))
+                .map(|item| validate::tag(item))
                 .collect::<Result<Vec<_>>>()?;
-            (app, pb::set_map(parsed))
+            (app, Some(MapEdit::Set(pairs)))
         }
-        Cmd::Unset { app, keys } => (app, pb::unset_map(keys)),
+        Cmd::Unset { app, keys } => (app, Some(MapEdit::Unset(keys))),
     };
-    let app = s.app(app.get())?;
-    let label = "Applying tags...";
-    let config = config::apply(
-        ctx,
-        &s,
-        &app,
-        label,
-        SetConfigRequest {
-            tags,
-            ..Default::default()
-        },
-    )
-    .await?;
-    print(ctx, &app.name, &config)
-}
-
-fn print(ctx: &Ctx, app: &str, config: &Config) -> Result<()> {
-    if ctx.out.json_mode() {
-        return ctx.out.json_value(&crate::output::to_json(config)?["tags"]);
-    }
-    ctx.out.header(format!("{app} Tags"));
-    if !config.tags.is_empty() {
-        ctx.out.line(
-            ctx.out.kv_table(
-                sorted(&config.tags)
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), v.clone())),
-            ),
-        );
-    }
-    Ok(())
+    ConfigMap::Tags.run(ctx, app, edit).await
 }

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use crate::access::Access;
-use crate::convert::{self, page_links, page_request};
+use crate::convert::{self, PageLinks, page_links, page_request};
 use crate::error::respond;
 
 /// Default and largest number of log lines.
@@ -199,11 +199,15 @@ impl AppsService for Api {
                     .store
                     .list_apps(&user, user.is_superuser, paging)
                     .await?;
-                let links = page_links("/v2/apps", paging, &page);
+                let PageLinks {
+                    count,
+                    next,
+                    previous,
+                } = page_links("/v2/apps", paging, &page);
                 Ok(ListAppsResponse {
-                    count: links.count,
-                    next: links.next,
-                    previous: links.previous,
+                    count,
+                    next,
+                    previous,
                     results: page
                         .items
                         .iter()

@@ -12,7 +12,7 @@ use deis_store::{NewUser, PageRequest, StoreError, User};
 use tonic::{Request, Response, Status};
 
 use super::Api;
-use crate::convert::{self, page_links, page_request};
+use crate::convert::{self, PageLinks, page_links, page_request};
 use crate::error::respond;
 use crate::{Controller, RegistrationMode};
 
@@ -254,11 +254,15 @@ impl UsersService for Api {
                 let req = request.into_inner();
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_users(paging).await?;
-                let links = page_links("/v2/users", paging, &page);
+                let PageLinks {
+                    count,
+                    next,
+                    previous,
+                } = page_links("/v2/users", paging, &page);
                 Ok(ListUsersResponse {
-                    count: links.count,
-                    next: links.next,
-                    previous: links.previous,
+                    count,
+                    next,
+                    previous,
                     results: page.items.iter().map(convert::user).collect(),
                 })
             }
@@ -277,11 +281,15 @@ impl UsersService for Api {
                 let req = request.into_inner();
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_admins(paging).await?;
-                let links = page_links("/v2/admin/perms", paging, &page);
+                let PageLinks {
+                    count,
+                    next,
+                    previous,
+                } = page_links("/v2/admin/perms", paging, &page);
                 Ok(ListAdminsResponse {
-                    count: links.count,
-                    next: links.next,
-                    previous: links.previous,
+                    count,
+                    next,
+                    previous,
                     results: page
                         .items
                         .iter()

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use crate::access::Access;
-use crate::convert::{self, page_links, page_request, setting_changes};
+use crate::convert::{self, PageLinks, page_links, page_request, setting_changes};
 use crate::error::respond;
 
 /// Parses "v3" or "3".
@@ -98,11 +98,15 @@ impl BuildsService for Api {
                 let app = self.app_for(&user, &req.app, Access::Read).await?;
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_builds(&app, paging).await?;
-                let links = page_links(&format!("/v2/apps/{}/builds", app.name), paging, &page);
+                let PageLinks {
+                    count,
+                    next,
+                    previous,
+                } = page_links(&format!("/v2/apps/{}/builds", app.name), paging, &page);
                 Ok(ListBuildsResponse {
-                    count: links.count,
-                    next: links.next,
-                    previous: links.previous,
+                    count,
+                    next,
+                    previous,
                     results: page.items.iter().map(convert::build).collect(),
                 })
             }
@@ -180,11 +184,15 @@ impl ReleasesService for Api {
                 let app = self.app_for(&user, &req.app, Access::Read).await?;
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_releases(&app, paging).await?;
-                let links = page_links(&format!("/v2/apps/{}/releases", app.name), paging, &page);
+                let PageLinks {
+                    count,
+                    next,
+                    previous,
+                } = page_links(&format!("/v2/apps/{}/releases", app.name), paging, &page);
                 Ok(ListReleasesResponse {
-                    count: links.count,
-                    next: links.next,
-                    previous: links.previous,
+                    count,
+                    next,
+                    previous,
                     results: page.items.iter().map(convert::release).collect(),
                 })
             }

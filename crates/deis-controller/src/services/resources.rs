@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use crate::access::Access;
-use crate::convert::{self, page_links, page_request};
+use crate::convert::{self, PageLinks, page_links, page_request};
 use crate::error::respond;
 
 impl Api {
@@ -151,11 +151,15 @@ impl DomainsService for Api {
                 let app = self.app_for(&user, &req.app, Access::Read).await?;
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_domains(&app, paging).await?;
-                let links = page_links(&format!("/v2/apps/{}/domains", app.name), paging, &page);
+                let PageLinks {
+                    count,
+                    next,
+                    previous,
+                } = page_links(&format!("/v2/apps/{}/domains", app.name), paging, &page);
                 Ok(ListDomainsResponse {
-                    count: links.count,
-                    next: links.next,
-                    previous: links.previous,
+                    count,
+                    next,
+                    previous,
                     results: page.items.iter().map(convert::domain).collect(),
                 })
             }
@@ -190,11 +194,15 @@ impl CertsService for Api {
                 let req = request.into_inner();
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_certificates(&user, paging).await?;
-                let links = page_links("/v2/certs", paging, &page);
+                let PageLinks {
+                    count,
+                    next,
+                    previous,
+                } = page_links("/v2/certs", paging, &page);
                 Ok(ListCertsResponse {
-                    count: links.count,
-                    next: links.next,
-                    previous: links.previous,
+                    count,
+                    next,
+                    previous,
                     results: page.items.iter().map(convert::certificate).collect(),
                 })
             }
@@ -298,11 +306,15 @@ impl KeysService for Api {
                 let req = request.into_inner();
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_keys(&user, paging).await?;
-                let links = page_links("/v2/keys", paging, &page);
+                let PageLinks {
+                    count,
+                    next,
+                    previous,
+                } = page_links("/v2/keys", paging, &page);
                 Ok(ListKeysResponse {
-                    count: links.count,
-                    next: links.next,
-                    previous: links.previous,
+                    count,
+                    next,
+                    previous,
                     results: page.items.iter().map(convert::key).collect(),
                 })
             }
