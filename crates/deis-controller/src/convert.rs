@@ -62,6 +62,45 @@ pub(crate) fn page_links<T>(path: &str, request: PageRequest, page: &Page<T>) ->
     }
 }
 
+/// List responses: the Deis page envelope around converted items.
+pub(crate) trait PageResponse<P> {
+    fn from_page(links: PageLinks, results: Vec<P>) -> Self;
+}
+
+macro_rules! page_responses {
+    ($($response:ident<$item:ident>),* $(,)?) => {
+        $(impl PageResponse<pb::$item> for pb::$response {
+            fn from_page(links: PageLinks, results: Vec<pb::$item>) -> Self {
+                pb::$response { count: links.count, next: links.next, previous: links.previous, results }
+            }
+        })*
+    };
+}
+
+page_responses!(
+    ListUsersResponse<User>,
+    ListAdminsResponse<AdminPerm>,
+    ListAppsResponse<App>,
+    ListBuildsResponse<Build>,
+    ListReleasesResponse<Release>,
+    ListDomainsResponse<Domain>,
+    ListCertsResponse<Certificate>,
+    ListKeysResponse<Key>,
+);
+
+/// The response for one page of records at REST path `path`.
+pub(crate) fn paged<T, P, R: PageResponse<P>>(
+    path: &str,
+    request: PageRequest,
+    page: &Page<T>,
+    convert: impl FnMut(&T) -> P,
+) -> R {
+    R::from_page(
+        page_links(path, request, page),
+        page.items.iter().map(convert).collect(),
+    )
+}
+
 pub(crate) fn user(u: &deis_store::User) -> pb::User {
     pb::User {
         username: u.username.clone(),

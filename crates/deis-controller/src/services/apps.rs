@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use crate::access::Access;
-use crate::convert::{self, PageLinks, page_links, page_request};
+use crate::convert::{self, page_request, paged};
 use crate::error::respond;
 
 /// Default and largest number of log lines.
@@ -199,21 +199,9 @@ impl AppsService for Api {
                     .store
                     .list_apps(&user, user.is_superuser, paging)
                     .await?;
-                let PageLinks {
-                    count,
-                    next,
-                    previous,
-                } = page_links("/v2/apps", paging, &page);
-                Ok(ListAppsResponse {
-                    count,
-                    next,
-                    previous,
-                    results: page
-                        .items
-                        .iter()
-                        .map(|a| convert::app(a, self.app_url(&a.name)))
-                        .collect(),
-                })
+                Ok(paged("/v2/apps", paging, &page, |a| {
+                    convert::app(a, self.app_url(&a.name))
+                }))
             }
             .await,
         )

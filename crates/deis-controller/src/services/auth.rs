@@ -12,7 +12,7 @@ use deis_store::{NewUser, PageRequest, StoreError, User};
 use tonic::{Request, Response, Status};
 
 use super::Api;
-use crate::convert::{self, PageLinks, page_links, page_request};
+use crate::convert::{self, page_request, paged};
 use crate::error::respond;
 use crate::{Controller, RegistrationMode};
 
@@ -254,17 +254,7 @@ impl UsersService for Api {
                 let req = request.into_inner();
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_users(paging).await?;
-                let PageLinks {
-                    count,
-                    next,
-                    previous,
-                } = page_links("/v2/users", paging, &page);
-                Ok(ListUsersResponse {
-                    count,
-                    next,
-                    previous,
-                    results: page.items.iter().map(convert::user).collect(),
-                })
+                Ok(paged("/v2/users", paging, &page, convert::user))
             }
             .await,
         )
@@ -281,24 +271,10 @@ impl UsersService for Api {
                 let req = request.into_inner();
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_admins(paging).await?;
-                let PageLinks {
-                    count,
-                    next,
-                    previous,
-                } = page_links("/v2/admin/perms", paging, &page);
-                Ok(ListAdminsResponse {
-                    count,
-                    next,
-                    previous,
-                    results: page
-                        .items
-                        .iter()
-                        .map(|u| AdminPerm {
-                            username: u.username.clone(),
-                            is_superuser: u.is_superuser,
-                        })
-                        .collect(),
-                })
+                Ok(paged("/v2/admin/perms", paging, &page, |u| AdminPerm {
+                    username: u.username.clone(),
+                    is_superuser: u.is_superuser,
+                }))
             }
             .await,
         )

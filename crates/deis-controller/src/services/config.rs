@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use crate::access::Access;
-use crate::convert::{self, PageLinks, page_links, page_request, setting_changes};
+use crate::convert::{self, page_request, paged, setting_changes};
 use crate::error::respond;
 
 /// Parses "v3" or "3".
@@ -98,17 +98,12 @@ impl BuildsService for Api {
                 let app = self.app_for(&user, &req.app, Access::Read).await?;
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_builds(&app, paging).await?;
-                let PageLinks {
-                    count,
-                    next,
-                    previous,
-                } = page_links(&format!("/v2/apps/{}/builds", app.name), paging, &page);
-                Ok(ListBuildsResponse {
-                    count,
-                    next,
-                    previous,
-                    results: page.items.iter().map(convert::build).collect(),
-                })
+                Ok(paged(
+                    &format!("/v2/apps/{}/builds", app.name),
+                    paging,
+                    &page,
+                    convert::build,
+                ))
             }
             .await,
         )
@@ -184,17 +179,12 @@ impl ReleasesService for Api {
                 let app = self.app_for(&user, &req.app, Access::Read).await?;
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_releases(&app, paging).await?;
-                let PageLinks {
-                    count,
-                    next,
-                    previous,
-                } = page_links(&format!("/v2/apps/{}/releases", app.name), paging, &page);
-                Ok(ListReleasesResponse {
-                    count,
-                    next,
-                    previous,
-                    results: page.items.iter().map(convert::release).collect(),
-                })
+                Ok(paged(
+                    &format!("/v2/apps/{}/releases", app.name),
+                    paging,
+                    &page,
+                    convert::release,
+                ))
             }
             .await,
         )

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use crate::access::Access;
-use crate::convert::{self, PageLinks, page_links, page_request};
+use crate::convert::{self, page_request, paged};
 use crate::error::respond;
 
 impl Api {
@@ -151,17 +151,12 @@ impl DomainsService for Api {
                 let app = self.app_for(&user, &req.app, Access::Read).await?;
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_domains(&app, paging).await?;
-                let PageLinks {
-                    count,
-                    next,
-                    previous,
-                } = page_links(&format!("/v2/apps/{}/domains", app.name), paging, &page);
-                Ok(ListDomainsResponse {
-                    count,
-                    next,
-                    previous,
-                    results: page.items.iter().map(convert::domain).collect(),
-                })
+                Ok(paged(
+                    &format!("/v2/apps/{}/domains", app.name),
+                    paging,
+                    &page,
+                    convert::domain,
+                ))
             }
             .await,
         )
@@ -194,17 +189,7 @@ impl CertsService for Api {
                 let req = request.into_inner();
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_certificates(&user, paging).await?;
-                let PageLinks {
-                    count,
-                    next,
-                    previous,
-                } = page_links("/v2/certs", paging, &page);
-                Ok(ListCertsResponse {
-                    count,
-                    next,
-                    previous,
-                    results: page.items.iter().map(convert::certificate).collect(),
-                })
+                Ok(paged("/v2/certs", paging, &page, convert::certificate))
             }
             .await,
         )
@@ -306,17 +291,7 @@ impl KeysService for Api {
                 let req = request.into_inner();
                 let paging = page_request(req.limit, req.offset)?;
                 let page = self.inner.store.list_keys(&user, paging).await?;
-                let PageLinks {
-                    count,
-                    next,
-                    previous,
-                } = page_links("/v2/keys", paging, &page);
-                Ok(ListKeysResponse {
-                    count,
-                    next,
-                    previous,
-                    results: page.items.iter().map(convert::key).collect(),
-                })
+                Ok(paged("/v2/keys", paging, &page, convert::key))
             }
             .await,
         )
