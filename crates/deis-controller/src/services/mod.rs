@@ -50,14 +50,14 @@ pub(crate) fn router(controller: &Controller) -> tonic::transport::server::Route
     // Every service is up as soon as the router exists; readiness of the
     // database is reported by the overall ("") status.
     drop(health_reporter);
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(deis_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .ok();
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(deis_proto::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .ok();
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(deis_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // Older clients (grpcurl 1.8) speak only v1alpha.
+    let reflection_alpha = reflection().build_v1alpha().ok();
+    let reflection = reflection().build_v1().ok();
     Server::builder()
         .add_service(health)
         .add_optional_service(reflection)
