@@ -7,10 +7,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use deis_auth::PlatformSecret;
+use deis_builder::{Builder, BuilderConfig, ControllerClient, HookCommand, LocalExecutor, Objects};
 use deis_controller::{Controller, ControllerConfig, RegistrationMode};
 use deis_scheduler::{NoRuntime, Scheduler};
 use deis_store::Store;
@@ -29,18 +31,29 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the whole platform on embedded defaults (SQLite and local files in the data directory).
-    Up(ServerArgs),
-    /// Run only the controller (gRPC API) for split deployments.
-    Controller(ServerArgs),
+    Up(UpArgs),
+    /// Run only the controller (gRPC API), for split deployments.
+    Controller(ControllerArgs),
+    /// Run only the builder (git push over SSH), for split deployments.
+    Builder(BuilderArgs),
     /// Apply database migrations and exit.
     Migrate(StoreArgs),
     /// Print the version.
     Version,
+    /// Internal: git hooks of the builder's repositories.
+    #[command(hide = true, subcommand)]
+    Hook(HookCommandArgs),
+}
+
+#[derive(Subcommand)]
+enum HookCommandArgs {
+    /// Hands a push to the builder and streams the build (run by git).
+    PreReceive,
 }
 
 #[derive(Args, Clone)]
 struct StoreArgs {
-    /// Where the platform keeps its state (database, platform secret).
+    /// Where the platform keeps its state (database, platform secret, repositories, objects).
     #[arg(long, env = "DEIS_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// PostgreSQL URL (postgres://user:pass@host/db); defaults to SQLite in the data directory.
@@ -49,9 +62,7 @@ struct StoreArgs {
 }
 
 #[derive(Args, Clone)]
-struct ServerArgs {
-    #[command(flatten)]
-    store: StoreArgs,
+struct ControllerOpts {
     /// Address of the controller's API (gRPC).
     #[arg(long, env = "DEIS_CONTROLLER_ADDR", default_value = "127.0.0.1:8000")]
     controller_addr: SocketAddr,
@@ -61,21 +72,77 @@ struct ServerArgs {
     /// Port the router serves apps on (shown in app URLs).
     #[arg(long, env = "DEIS_ROUTER_PORT", default_value_t = 8080)]
     router_port: u16,
-    /// Host users `git push` to (shown in git remotes).
-    #[arg(long, env = "DEIS_BUILDER_HOST", default_value = "127.0.0.1")]
-    builder_host: String,
-    /// Port users `git push` to.
-    #[arg(long, env = "DEIS_BUILDER_PORT", default_value_t = 2222)]
-    builder_port: u16,
     /// Who may register: enabled, disabled or admin_only (the first user may always register).
     #[arg(long, env = "DEIS_REGISTRATION_MODE", default_value = "admin_only")]
     registration_mode: RegistrationMode,
     /// Comma-separated app names nobody may use.
     #[arg(long, env = "DEIS_RESERVED_NAMES", value_delimiter = ',')]
     reserved_names: Option<Vec<String>>,
+}
+
+#[derive(Args, Clone)]
+struct BuilderOpts {
+    /// Address of the builder's SSH server (git push).
+    #[arg(long, env = "DEIS_BUILDER_ADDR", default_value = "127.0.0.1:2222")]
+    builder_addr: SocketAddr,
+    /// Host name users push to, shown in git remotes [default: the builder's address].
+    #[arg(long, env = "DEIS_BUILDER_HOST")]
+    builder_host: Option<String>,
+    /// Object storage for sources, slugs and caches: file:///path, s3://bucket, gs://bucket, az://container
+    /// [default: the data directory's objects/].
+    #[arg(long, env = "DEIS_OBJECT_STORE")]
+    object_store: Option<String>,
+    /// Longest a build may take, in seconds.
+    #[arg(long, env = "DEIS_BUILD_TIMEOUT", default_value_t = 900)]
+    build_timeout: u64,
+    /// Largest push, source tree and slug accepted, in MiB.
+    #[arg(long, env = "DEIS_BUILD_MAX_MB", default_value_t = 1024)]
+    build_max_mb: u64,
+}
+
+#[derive(Args, Clone)]
+struct UpArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    controller: ControllerOpts,
+    #[command(flatten)]
+    builder: BuilderOpts,
     /// The secret platform components authenticate with (default: generated into the data directory).
     #[arg(long, env = "DEIS_PLATFORM_SECRET", hide_env_values = true)]
     platform_secret: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct ControllerArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    controller: ControllerOpts,
+    /// Host name users push to, shown in git remotes.
+    #[arg(long, env = "DEIS_BUILDER_HOST", default_value = "127.0.0.1")]
+    builder_host: String,
+    /// Port users push to, shown in git remotes.
+    #[arg(long, env = "DEIS_BUILDER_PORT", default_value_t = 2222)]
+    builder_port: u16,
+    /// The secret platform components authenticate with (default: generated into the data directory).
+    #[arg(long, env = "DEIS_PLATFORM_SECRET", hide_env_values = true)]
+    platform_secret: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct BuilderArgs {
+    /// Where the builder keeps repositories, host keys and (by default) objects.
+    #[arg(long, env = "DEIS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The controller's URL.
+    #[arg(long, env = "DEIS_CONTROLLER_URL", default_value = "http://127.0.0.1:8000")]
+    controller_url: String,
+    /// The secret shared with the controller.
+    #[arg(long, env = "DEIS_PLATFORM_SECRET", hide_env_values = true)]
+    platform_secret: String,
+    #[command(flatten)]
+    builder: BuilderOpts,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -88,36 +155,28 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
+/// Creates the data directory, readable by nobody else: it holds the
+/// platform secret, host keys and every user's certificates.
+fn ensure_data_dir(dir: Option<&Path>) -> Result<PathBuf> {
+    let dir = dir.map_or_else(default_data_dir, Path::to_owned);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict permissions of {}", dir.display()))?;
+    }
+    Ok(dir)
+}
+
 impl StoreArgs {
-    fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(default_data_dir)
-    }
-
-    fn ensure_data_dir(&self) -> Result<PathBuf> {
-        let dir = self.data_dir();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // The data directory holds the platform secret and every user's
-            // certificates: nobody else may read it.
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("cannot restrict permissions of {}", dir.display()))?;
-        }
-        Ok(dir)
-    }
-
-    fn database_url(&self, data_dir: &Path) -> String {
-        match &self.database_url {
-            Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=rwc", data_dir.join("deis.sqlite3").display()),
-        }
-    }
-
     async fn open(&self) -> Result<(Store, PathBuf)> {
-        let dir = self.ensure_data_dir()?;
-        let url = self.database_url(&dir);
+        let dir = ensure_data_dir(self.data_dir.as_deref())?;
+        let url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", dir.join("deis.sqlite3").display()),
+        };
         let store = Store::connect(&url)
             .await
             .with_context(|| format!("cannot open the database ({})", redact(&url)))?;
@@ -126,6 +185,74 @@ impl StoreArgs {
             .await
             .context("cannot apply database migrations")?;
         Ok((store, dir))
+    }
+}
+
+impl ControllerOpts {
+    fn config(&self, builder_host: String, builder_port: u16) -> ControllerConfig {
+        let mut config = ControllerConfig {
+            platform_domain: self.platform_domain.clone(),
+            router_port: self.router_port,
+            builder_host,
+            builder_port,
+            registration_mode: self.registration_mode,
+            ..ControllerConfig::default()
+        };
+        if let Some(names) = &self.reserved_names {
+            config.reserved_names = names
+                .iter()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect();
+        }
+        config
+    }
+}
+
+impl BuilderOpts {
+    /// Starts the builder with its state under `data_dir`.
+    async fn start(&self, data_dir: &Path, controller_url: &str, secret: &str) -> Result<Builder> {
+        let objects = match &self.object_store {
+            Some(url) => Objects::from_url(url)?,
+            None => Objects::local(&data_dir.join("objects"))?,
+        };
+        let state_dir = data_dir.join("builder");
+        let buildpacks = state_dir.join("buildpacks");
+        LocalExecutor::install_builtin_buildpacks(&buildpacks).with_context(|| {
+            format!(
+                "cannot install the built-in buildpacks into {}",
+                buildpacks.display()
+            )
+        })?;
+        let program =
+            std::env::current_exe().context("cannot find the deis-workflow binary for git hooks")?;
+        let hook = HookCommand {
+            program,
+            args: vec!["hook".into(), "pre-receive".into()],
+        };
+        let limit = self.build_max_mb.saturating_mul(1024 * 1024);
+        let config = BuilderConfig {
+            max_push_bytes: limit,
+            max_source_bytes: limit,
+            max_slug_bytes: limit,
+            build_timeout: Duration::from_secs(self.build_timeout),
+            ..BuilderConfig::new(self.builder_addr, state_dir, hook)
+        };
+        let controller = ControllerClient::new(controller_url, secret)?;
+        Builder::start(
+            config,
+            controller,
+            objects,
+            Arc::new(LocalExecutor::new(buildpacks)),
+        )
+        .await
+        .with_context(|| format!("cannot start the builder on {}", self.builder_addr))
+    }
+
+    fn advertised_host(&self, bound: SocketAddr) -> String {
+        self.builder_host
+            .clone()
+            .unwrap_or_else(|| bound.ip().to_string())
     }
 }
 
@@ -141,6 +268,13 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+fn platform_secret(given: Option<&str>, data_dir: &Path) -> Result<PlatformSecret> {
+    Ok(match given {
+        Some(secret) => PlatformSecret::new(secret)?,
+        None => PlatformSecret::load_or_create(&data_dir.join("platform-secret"))?,
+    })
 }
 
 async fn shutdown_signal() {
@@ -164,90 +298,114 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run_controller(args: ServerArgs, embedded: bool) -> Result<()> {
-    let (store, data_dir) = args.store.open().await?;
-    let secret = match &args.platform_secret {
-        Some(secret) => PlatformSecret::new(secret.clone())?,
-        None => PlatformSecret::load_or_create(&data_dir.join("platform-secret"))?,
-    };
-    let mut config = ControllerConfig {
-        platform_domain: args.platform_domain.clone(),
-        router_port: args.router_port,
-        builder_host: args.builder_host.clone(),
-        builder_port: args.builder_port,
-        registration_mode: args.registration_mode,
-        ..ControllerConfig::default()
-    };
-    if let Some(names) = &args.reserved_names {
-        config.reserved_names = names
-            .iter()
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty())
-            .collect();
-    }
-    let scheduler: Arc<dyn Scheduler> = Arc::new(NoRuntime);
-    let controller = Controller::new(store, scheduler, config, secret);
-    let listener = tokio::net::TcpListener::bind(args.controller_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (is another deis-workflow running?)",
-                args.controller_addr
-            )
-        })?;
-    let addr = listener.local_addr()?;
+async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the {what} (is another deis-workflow running?)")
+    })
+}
+
+/// Serves the controller until Ctrl-C, re-applying every app's desired state
+/// first.
+async fn serve_controller(controller: Controller, listener: tokio::net::TcpListener) -> Result<()> {
     tokio::spawn({
         let controller = controller.clone();
         async move { controller.converge().await }
     });
-    if embedded {
-        print_ready(addr, &args, &data_dir);
-    } else {
-        tracing::info!(%addr, "controller listening");
-    }
     controller
         .serve(listener, shutdown_signal())
         .await
-        .context("the controller stopped")?;
-    eprintln!("deis-workflow stopped.");
-    Ok(())
+        .context("the controller stopped")
 }
 
-fn print_ready(addr: SocketAddr, args: &ServerArgs, data_dir: &Path) {
-    let controller = format!("http://{addr}");
+async fn up(args: UpArgs) -> Result<()> {
+    let (store, data_dir) = args.store.open().await?;
+    let secret = platform_secret(args.platform_secret.as_deref(), &data_dir)?;
+    let listener = bind(args.controller.controller_addr, "controller").await?;
+    let controller_addr = listener.local_addr()?;
+    let controller_url = format!("http://{controller_addr}");
+    let builder = args
+        .builder
+        .start(&data_dir, &controller_url, secret.expose())
+        .await?;
+    let builder_host = args.builder.advertised_host(builder.ssh_addr);
+    let config = args
+        .controller
+        .config(builder_host.clone(), builder.ssh_addr.port());
+    let scheduler: Arc<dyn Scheduler> = Arc::new(NoRuntime);
+    let controller = Controller::new(store, scheduler, config, secret);
+
     println!("deis-workflow {} is up.", env!("CARGO_PKG_VERSION"));
     println!();
-    println!("  Controller   {controller}");
+    println!("  Controller   {controller_url}");
     println!(
-        "  Git remote   ssh://git@{}:{}/<app>.git",
-        args.builder_host, args.builder_port
+        "  Git remote   ssh://git@{builder_host}:{}/<app>.git",
+        builder.ssh_addr.port()
     );
     println!(
         "  App URLs     http://<app>.{}:{}",
-        args.platform_domain, args.router_port
+        args.controller.platform_domain, args.controller.router_port
     );
     println!("  Data         {}", data_dir.display());
     println!();
     println!("Next:");
-    println!("  deis register {controller}");
+    println!("  deis register {controller_url}");
     println!("  deis create myapp");
-    println!("  deis config:set GREETING=hello -a myapp");
+    println!("  git push deis main");
     println!();
     println!("Press Ctrl-C to stop.");
+
+    serve_controller(controller, listener).await?;
+    builder.shutdown();
+    eprintln!("deis-workflow stopped.");
+    Ok(())
+}
+
+async fn controller(args: ControllerArgs) -> Result<()> {
+    let (store, data_dir) = args.store.open().await?;
+    let secret = platform_secret(args.platform_secret.as_deref(), &data_dir)?;
+    let listener = bind(args.controller.controller_addr, "controller").await?;
+    let config = args
+        .controller
+        .config(args.builder_host.clone(), args.builder_port);
+    let controller = Controller::new(store, Arc::new(NoRuntime), config, secret);
+    tracing::info!(addr = %listener.local_addr()?, "controller listening");
+    serve_controller(controller, listener).await
+}
+
+async fn builder(args: BuilderArgs) -> Result<()> {
+    let data_dir = ensure_data_dir(args.data_dir.as_deref())?;
+    let secret = PlatformSecret::new(args.platform_secret.clone())?;
+    let builder = args
+        .builder
+        .start(&data_dir, &args.controller_url, secret.expose())
+        .await?;
+    shutdown_signal().await;
+    builder.shutdown();
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Command::Hook(HookCommandArgs::PreReceive) = cli.command {
+        // git shows a hook's output to the pusher; keep logs out of it.
+        std::process::exit(deis_builder::hook::run_pre_receive().await);
+    }
+    // Every TLS client (object storage, PostgreSQL) uses ring; install it
+    // once, before any of them starts.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn,russh=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
-        Command::Up(args) => run_controller(args, true).await,
-        Command::Controller(args) => run_controller(args, false).await,
+    match cli.command {
+        Command::Up(args) => up(args).await,
+        Command::Controller(args) => controller(args).await,
+        Command::Builder(args) => builder(args).await,
         Command::Migrate(args) => {
             args.open().await?;
             println!("Database is up to date.");
@@ -261,6 +419,7 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Hook(_) => Ok(()),
     }
 }
 

@@ -42,6 +42,17 @@ ensure_buf() {
   BUF="$dir/node_modules/.bin/buf"
 }
 
+# What the builder and its tests run: git, the OpenSSH client, tar, and the
+# language tools the built-in buildpacks use (python3 with pip, node with npm).
+ensure_build_tools() {
+  command -v git >/dev/null || apt_install git
+  command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || apt_install openssh-client
+  command -v tar >/dev/null || apt_install tar
+  command -v python3 >/dev/null || apt_install python3
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  command -v npm >/dev/null || apt_install nodejs npm
+}
+
 # PostgreSQL server binaries (initdb, pg_ctl).
 ensure_postgres() {
   PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"

@@ -4,14 +4,20 @@
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    println!("cargo:rerun-if-changed={}", proto_root.display());
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let proto_root = manifest_dir.join("../../proto");
 
     let mut files = Vec::new();
     collect_protos(&proto_root.join("deis"), &mut files)?;
     files.sort();
+    // Paths relative to this package: with a target directory shared by
+    // several checkouts, absolute paths would make one checkout's build
+    // look fresh to another.
+    println!("cargo:rerun-if-changed=../../proto");
     for file in &files {
-        println!("cargo:rerun-if-changed={}", file.display());
+        if let Ok(relative) = file.strip_prefix(manifest_dir) {
+            println!("cargo:rerun-if-changed={}", relative.display());
+        }
     }
 
     let mut compiler = protox::Compiler::new([&proto_root])?;

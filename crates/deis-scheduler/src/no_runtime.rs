@@ -10,7 +10,7 @@ use crate::{DeploySpec, ProcessInfo, ProcessSelector, RunOutcome, RunSpec, Sched
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoRuntime;
 
-const NO_RUNTIME: &str = "This controller has no runtime attached, so no process can be started; start one with `deis-workflow up`.";
+const NO_RUNTIME: &str = "No runtime is attached to this controller, so no process can be started.";
 
 #[async_trait::async_trait]
 impl Scheduler for NoRuntime {

@@ -133,6 +133,7 @@ impl InternalService for Api {
                 let (_, release) = self.0.publish_build(&user.username, &app, new).await?;
                 Ok(PublishBuildResponse {
                     version: release.version,
+                    url: self.app_url(&app.name),
                 })
             }
             .await,

@@ -1,0 +1,173 @@
+//! The builder: `git push` over SSH, the pushed commit as a source tarball in
+//! object storage, a buildpack build into a slug, and a release through the
+//! controller's internal API.
+//!
+//! Architecture invariants: the builder never touches the database; it
+//! learns who a key belongs to, whether they may push, and records builds
+//! only through the controller's internal API (authenticated with the
+//! platform secret). Builds go through the [`executor::BuildExecutor`]
+//! trait; git runs as a child process, never through a shell.
+
+pub mod command;
+pub mod controller;
+pub mod executor;
+pub mod hook;
+pub mod hostkeys;
+pub mod objects;
+mod pipeline;
+pub mod repo;
+mod ssh;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::MethodKind;
+use russh::server::Server as _;
+use tokio::net::{TcpListener, UnixListener};
+
+pub use controller::ControllerClient;
+pub use executor::{BuildExecutor, LocalExecutor};
+pub use objects::Objects;
+pub use pipeline::BuildSettings;
+pub use repo::HookCommand;
+
+/// Settings of the builder.
+#[derive(Clone, Debug)]
+pub struct BuilderConfig {
+    /// Where the SSH server listens.
+    pub ssh_addr: SocketAddr,
+    /// The builder's own state: host keys, repositories, build scratch space
+    /// and the hook socket.
+    pub state_dir: PathBuf,
+    /// How the git hook calls back into the builder.
+    pub hook: HookCommand,
+    /// The largest push (pack) accepted.
+    pub max_push_bytes: u64,
+    /// The largest source tree accepted.
+    pub max_source_bytes: u64,
+    /// The largest slug accepted.
+    pub max_slug_bytes: u64,
+    /// How long a build may take.
+    pub build_timeout: Duration,
+}
+
+impl BuilderConfig {
+    /// Defaults for a builder keeping its state in `state_dir`.
+    pub fn new(ssh_addr: SocketAddr, state_dir: PathBuf, hook: HookCommand) -> BuilderConfig {
+        BuilderConfig {
+            ssh_addr,
+            state_dir,
+            hook,
+            max_push_bytes: 1024 * 1024 * 1024,
+            max_source_bytes: 1024 * 1024 * 1024,
+            max_slug_bytes: 1024 * 1024 * 1024,
+            build_timeout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// A running builder.
+pub struct Builder {
+    /// Where its SSH server listens.
+    pub ssh_addr: SocketAddr,
+    ssh: russh::server::RunningServerHandle,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Builder {
+    /// Starts the SSH server and the hook socket.
+    pub async fn start(
+        config: BuilderConfig,
+        controller: ControllerClient,
+        objects: Objects,
+        executor: Arc<dyn BuildExecutor>,
+    ) -> std::io::Result<Builder> {
+        let state = &config.state_dir;
+        std::fs::create_dir_all(state)?;
+        let keys = hostkeys::load_or_generate(&state.join("host-keys"))?;
+        // Scratch space left over from a previous run is garbage.
+        let work_root = state.join("work");
+        let _ = std::fs::remove_dir_all(&work_root);
+        std::fs::create_dir_all(&work_root)?;
+
+        let socket = state.join("hook.sock");
+        let _ = std::fs::remove_file(&socket);
+        let hook_listener = UnixListener::bind(&socket)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+        }
+
+        let pushes = hook::Pushes::default();
+        let pipeline = pipeline::Pipeline {
+            controller: controller.clone(),
+            objects,
+            executor,
+            settings: BuildSettings {
+                work_root,
+                timeout: config.build_timeout,
+                max_source_bytes: config.max_source_bytes,
+                max_slug_bytes: config.max_slug_bytes,
+            },
+        };
+        let hooks = tokio::spawn(hook::serve(hook_listener, pushes.clone(), Arc::new(pipeline)));
+
+        let ssh_state = Arc::new(ssh::SshState {
+            controller,
+            repos: repo::Repos::new(state.join("repos"), config.hook.clone(), config.max_push_bytes),
+            pushes,
+            socket,
+            pushing: Mutex::new(Default::default()),
+        });
+        let ssh_config = Arc::new(russh::server::Config {
+            server_id: russh::SshId::Standard("SSH-2.0-deis-builder".into()),
+            methods: (&[MethodKind::PublicKey][..]).into(),
+            auth_rejection_time: Duration::from_millis(300),
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            keys,
+            inactivity_timeout: Some(Duration::from_secs(3600)),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            nodelay: true,
+            ..Default::default()
+        });
+        let listener = TcpListener::bind(config.ssh_addr).await?;
+        let ssh_addr = listener.local_addr()?;
+        // The running server borrows the listener, so both live in the task;
+        // the task hands back the handle that stops it.
+        let (handle_tx, handle_rx) = tokio::sync::oneshot::channel();
+        let ssh = tokio::spawn(async move {
+            let mut server = ssh::SshServer(ssh_state);
+            let running = server.run_on_socket(ssh_config, &listener);
+            let _ = handle_tx.send(running.handle());
+            if let Err(err) = running.await {
+                tracing::error!(error = %err, "the builder's SSH server stopped");
+            }
+        });
+        let handle = handle_rx
+            .await
+            .map_err(|_| std::io::Error::other("the SSH server did not start"))?;
+        tracing::info!(%ssh_addr, "builder listening");
+        Ok(Builder {
+            ssh_addr,
+            ssh: handle,
+            tasks: vec![hooks, ssh],
+        })
+    }
+
+    /// Stops accepting pushes.
+    pub fn shutdown(&self) {
+        self.ssh.shutdown("the builder is stopping".into());
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Builder {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,367 @@
+//! What happens to a push: the commit becomes a source tarball in object
+//! storage, a buildpack build turns it into a slug, and the controller makes
+//! it a release. Everything is streamed to the pusher as it happens.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::controller::ControllerClient;
+use crate::executor::{BuildExecutor, BuildJob};
+use crate::hook::{HookHandler, HookRequest, Output, PushContext, RefUpdate};
+use crate::objects::{self, Objects};
+
+/// Limits and places of builds.
+#[derive(Clone, Debug)]
+pub struct BuildSettings {
+    /// Scratch space for builds (one directory per build, removed after).
+    pub work_root: PathBuf,
+    /// How long a build may take.
+    pub timeout: Duration,
+    /// The largest source tree (uncompressed tar) accepted.
+    pub max_source_bytes: u64,
+    /// The largest slug accepted.
+    pub max_slug_bytes: u64,
+}
+
+/// Runs the builds of pushes.
+pub(crate) struct Pipeline {
+    pub(crate) controller: ControllerClient,
+    pub(crate) objects: Objects,
+    pub(crate) executor: Arc<dyn BuildExecutor>,
+    pub(crate) settings: BuildSettings,
+}
+
+/// Removes a build's scratch directory however the build ends.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A failed step: the message shown to the pusher.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Failure(err.to_string())
+    }
+}
+
+async fn say(output: &Output, text: impl Into<String>) {
+    let _ = output.send(text.into()).await;
+}
+
+/// Only pushes to these branches deploy.
+fn deploys(name: &str) -> bool {
+    matches!(name, "refs/heads/main" | "refs/heads/master")
+}
+
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+#[async_trait::async_trait]
+impl HookHandler for Pipeline {
+    async fn handle(&self, context: PushContext, request: HookRequest, output: Output) -> i32 {
+        let deploying: Vec<&RefUpdate> = request
+            .refs
+            .iter()
+            .filter(|r| deploys(&r.name) && r.new != ZERO)
+            .collect();
+        for skipped in request.refs.iter().filter(|r| !deploys(&r.name)) {
+            say(
+                &output,
+                format!(
+                    "-----> Pushed {}: only main or master deploy, so nothing was deployed.",
+                    skipped.name
+                ),
+            )
+            .await;
+        }
+        let Some(update) = deploying.last() else {
+            return 0;
+        };
+        match self.build(&context, &request, &update.new, &output).await {
+            Ok(()) => 0,
+            Err(Failure(message)) => {
+                for line in message.lines() {
+                    say(&output, format!(" !     {line}")).await;
+                }
+                say(&output, format!(" !     Push rejected to {}.", context.app)).await;
+                1
+            }
+        }
+    }
+}
+
+impl Pipeline {
+    async fn build(
+        &self,
+        context: &PushContext,
+        request: &HookRequest,
+        sha: &str,
+        output: &Output,
+    ) -> Result<(), Failure> {
+        let app = &context.app;
+        let short = sha.get(..8).unwrap_or(sha);
+        say(output, format!("-----> Building {app} at {short}...")).await;
+
+        let work = WorkDir(
+            self.settings
+                .work_root
+                .join(uuid::Uuid::new_v4().simple().to_string()),
+        );
+        tokio::fs::create_dir_all(&work.0).await?;
+        let tarball = work.0.join("source.tar");
+        self.archive(context, request, sha, &tarball).await?;
+        let source = work.0.join("source");
+        tokio::fs::create_dir_all(&source).await?;
+        run(
+            Command::new("tar")
+                .arg("-xf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&source),
+            "unpacking the source",
+        )
+        .await?;
+        if source.join("Dockerfile").is_file() {
+            return Err(Failure(
+                "This repository has a Dockerfile. Dockerfile builds need the platform's image registry, which this \
+                 installation does not have yet; remove the Dockerfile to build with a buildpack."
+                    .into(),
+            ));
+        }
+        self.objects
+            .put_file(&objects::source_key(app, sha), &tarball)
+            .await?;
+
+        let config = self.controller.build_config(&context.username, app).await?;
+        let cache_key = objects::cache_key(app);
+        let cache = if config.contains_key("DEIS_DISABLE_CACHE") {
+            self.objects.delete(&cache_key).await?;
+            say(output, "-----> Build cache disabled (DEIS_DISABLE_CACHE).").await;
+            None
+        } else {
+            let dir = work.0.join("cache");
+            tokio::fs::create_dir_all(&dir).await?;
+            let packed = work.0.join("cache.tgz");
+            if self.objects.get_to_file(&cache_key, &packed).await? {
+                say(output, "-----> Restoring build cache").await;
+                run(
+                    Command::new("tar").arg("-xzf").arg(&packed).arg("-C").arg(&dir),
+                    "restoring the build cache",
+                )
+                .await?;
+            }
+            Some(dir)
+        };
+        let cache_before = match &cache {
+            Some(dir) => Some(tree_signature(dir).await?),
+            None => None,
+        };
+
+        let job = BuildJob {
+            app: app.clone(),
+            sha: sha.to_owned(),
+            source,
+            work_dir: work.0.clone(),
+            buildpack_url: config.get("BUILDPACK_URL").cloned(),
+            env: config,
+            cache: cache.clone(),
+            timeout: self.settings.timeout,
+            max_slug_bytes: self.settings.max_slug_bytes,
+        };
+        let built = self.executor.build(job, output.clone()).await?;
+
+        self.objects
+            .put_file(&objects::slug_key(app, sha), &built.slug)
+            .await?;
+        self.objects
+            .put_bytes(
+                &objects::procfile_key(app, sha),
+                procfile_text(&built.procfile).into_bytes(),
+            )
+            .await?;
+        if let (Some(dir), Some(before)) = (&cache, cache_before)
+            && tree_signature(dir).await? != before
+        {
+            let packed = work.0.join("cache-new.tgz");
+            run(
+                Command::new("tar")
+                    .arg("-czf")
+                    .arg(&packed)
+                    .arg("-C")
+                    .arg(dir)
+                    .arg("."),
+                "saving the build cache",
+            )
+            .await?;
+            self.objects.put_file(&cache_key, &packed).await?;
+        }
+
+        say(output, "-----> Build complete.").await;
+        say(output, "-----> Launching...").await;
+        let (version, url) = self
+            .controller
+            .publish_build(
+                &context.username,
+                app,
+                &objects::slug_key(app, sha),
+                sha,
+                &built.procfile,
+            )
+            .await?;
+        say(output, format!("       Done, {app}:v{version} deployed")).await;
+        say(output, format!("       {url}")).await;
+        Ok(())
+    }
+
+    /// Writes the pushed commit's tree as a tar, reading the quarantined
+    /// objects of the push in progress, within the source size limit.
+    async fn archive(
+        &self,
+        context: &PushContext,
+        request: &HookRequest,
+        sha: &str,
+        tarball: &Path,
+    ) -> Result<(), Failure> {
+        if !crate::hook::is_object_id(sha) {
+            return Err(Failure(format!("{sha} is not a commit id")));
+        }
+        let mut command = Command::new("git");
+        command
+            .arg("--git-dir")
+            .arg(&context.repo)
+            .args(["archive", "--format=tar"])
+            .arg(sha);
+        command
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_OBJECT_DIRECTORY")
+            .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES");
+        // The pushed objects are still quarantined inside the repository; only
+        // directories under it are accepted, so a hook cannot point the
+        // builder at other data.
+        if let Some(dir) = request
+            .object_directory
+            .as_deref()
+            .filter(|d| inside(&context.repo, d))
+        {
+            command.env("GIT_OBJECT_DIRECTORY", dir);
+            let alternates: Vec<&str> = request
+                .alternate_object_directories
+                .as_deref()
+                .unwrap_or_default()
+                .split(':')
+                .filter(|d| inside(&context.repo, d))
+                .collect();
+            command.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", alternates.join(":"));
+        }
+        let file = std::fs::File::create(tarball)?;
+        // Streamed straight into the file: the archive is never held in memory.
+        let child = command
+            .stdout(file)
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let out = child.wait_with_output().await?;
+        if !out.status.success() {
+            return Err(Failure(format!(
+                "git archive failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let size = tokio::fs::metadata(tarball).await?.len();
+        if size > self.settings.max_source_bytes {
+            return Err(Failure(format!(
+                "The source of this commit is {} MB; the limit is {} MB.",
+                size / (1024 * 1024),
+                self.settings.max_source_bytes / (1024 * 1024)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `dir` is (lexically) inside `root`.
+fn inside(root: &Path, dir: &str) -> bool {
+    let path = Path::new(dir);
+    path.is_absolute()
+        && path.starts_with(root)
+        && !path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+}
+
+/// The Procfile stored beside a slug.
+fn procfile_text(procfile: &BTreeMap<String, String>) -> String {
+    procfile.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
+}
+
+async fn run(command: &mut Command, what: &str) -> Result<(), Failure> {
+    let out = command.stderr(std::process::Stdio::piped()).output().await?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Failure(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// A cheap fingerprint of a directory tree (paths, sizes, modification
+/// times), to upload the cache only when the build changed it.
+async fn tree_signature(dir: &Path) -> std::io::Result<u64> {
+    use std::hash::{Hash, Hasher};
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut stack = vec![dir];
+        let mut entries = Vec::new();
+        while let Some(current) = stack.pop() {
+            for entry in std::fs::read_dir(&current)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                }
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                entries.push((entry.path(), meta.len(), modified));
+            }
+        }
+        entries.sort();
+        entries.hash(&mut hasher);
+        Ok(hasher.finish())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_main_and_master_deploy() {
+        assert!(deploys("refs/heads/main"));
+        assert!(deploys("refs/heads/master"));
+        assert!(!deploys("refs/heads/feature"));
+        assert!(!deploys("refs/tags/v1"));
+    }
+
+    #[test]
+    fn quarantine_must_be_inside_the_repository() {
+        let repo = Path::new("/data/repos/app.git");
+        assert!(inside(repo, "/data/repos/app.git/objects/tmp_objdir-incoming-x"));
+        assert!(!inside(repo, "/etc"));
+        assert!(!inside(repo, "/data/repos/app.git/../other.git/objects"));
+        assert!(!inside(repo, "relative/path"));
+    }
+}
