@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod bench_api;
+mod bench_push;
 
 /// Latency samples of one measurement.
 pub(crate) struct Samples(Vec<Duration>);
@@ -42,6 +43,10 @@ impl Samples {
             ms(self.percentile(100.0))
         )
     }
+
+    pub(crate) fn median(&self) -> Duration {
+        self.percentile(50.0)
+    }
 }
 
 pub(crate) fn ms(d: Duration) -> String {
@@ -53,6 +58,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["bench", "api"] => bench_api::run().await.context("bench api"),
-        _ => bail!("usage: buildtools bench api"),
+        ["bench", "push"] => bench_push::run().await.context("bench push"),
+        _ => bail!("usage: buildtools bench api|push"),
     }
 }

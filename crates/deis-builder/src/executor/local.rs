@@ -10,6 +10,7 @@
 
 mod builtin;
 mod fetch;
+mod gzip;
 mod process;
 mod procfile;
 
@@ -473,9 +474,12 @@ impl LocalExecutor {
 
     /// Tars the build directory into the slug and returns its size.
     async fn pack(&self, session: &mut Session, build_dir: &Path, dirs: &Dirs) -> Result<u64, BuildError> {
+        // tar writes a plain archive; compression runs in process on every
+        // core (see `gzip`), which GNU gzip cannot.
+        let plain = dirs.slug.with_extension("tar");
         let mut tar = Cmd::new("tar", "tar", build_dir.into())
-            .arg("-czf")
-            .arg(&dirs.slug)
+            .arg("-cf")
+            .arg(&plain)
             .arg("--exclude=.git");
         let slugignore = build_dir.join(".slugignore");
         if tokio::fs::metadata(&slugignore).await.is_ok_and(|m| m.is_file()) {
@@ -486,7 +490,15 @@ impl LocalExecutor {
         }
         let tar = tar.arg("-C").arg(build_dir).arg(".");
         session.run(tar).await?.check("tar")?;
-        Ok(tokio::fs::metadata(&dirs.slug).await?.len())
+        let (from, to) = (plain.clone(), dirs.slug.clone());
+        let compressing = tokio::task::spawn_blocking(move || gzip::compress_file(&from, &to));
+        let size = match tokio::time::timeout(session.remaining(), compressing).await {
+            Ok(Ok(size)) => size?,
+            Ok(Err(join)) => return Err(BuildError::Io(std::io::Error::other(join))),
+            Err(_elapsed) => return Err(session.timeout_error()),
+        };
+        let _ = tokio::fs::remove_file(&plain).await;
+        Ok(size)
     }
 }
 

@@ -157,6 +157,11 @@ impl Session {
         }
     }
 
+    /// Time left before the build's deadline.
+    pub(super) fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
     pub(super) fn timeout_error(&self) -> BuildError {
         BuildError::Timeout(self.timeout)
     }
