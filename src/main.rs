@@ -332,7 +332,7 @@ async fn up(args: UpArgs) -> Result<()> {
         .controller
         .config(builder_host.clone(), builder.ssh_addr.port());
     let scheduler: Arc<dyn Scheduler> = Arc::new(NoRuntime);
-    let controller = Controller::new(store, scheduler, config, secret);
+    let controller = Controller::new(store, scheduler, config, secret, Default::default());
 
     println!("deis-workflow {} is up.", env!("CARGO_PKG_VERSION"));
     println!();
@@ -367,7 +367,7 @@ async fn controller(args: ControllerArgs) -> Result<()> {
     let config = args
         .controller
         .config(args.builder_host.clone(), args.builder_port);
-    let controller = Controller::new(store, Arc::new(NoRuntime), config, secret);
+    let controller = Controller::new(store, Arc::new(NoRuntime), config, secret, Default::default());
     tracing::info!(addr = %listener.local_addr()?, "controller listening");
     serve_controller(controller, listener).await
 }

@@ -13,7 +13,6 @@ pub mod controller;
 pub mod executor;
 pub mod hook;
 pub mod hostkeys;
-pub mod objects;
 mod pipeline;
 pub mod repo;
 mod ssh;
@@ -28,8 +27,8 @@ use russh::server::Server as _;
 use tokio::net::{TcpListener, UnixListener};
 
 pub use controller::ControllerClient;
+pub use deis_objects::{self as objects, Objects};
 pub use executor::{BuildExecutor, LocalExecutor};
-pub use objects::Objects;
 pub use pipeline::BuildSettings;
 pub use repo::HookCommand;
 

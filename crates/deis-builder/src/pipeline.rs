@@ -12,7 +12,7 @@ use tokio::process::Command;
 use crate::controller::ControllerClient;
 use crate::executor::{BuildExecutor, BuildJob};
 use crate::hook::{HookHandler, HookRequest, Output, PushContext, RefUpdate};
-use crate::objects::{self, Objects};
+use deis_objects::{self as objects, Objects};
 
 /// Limits and places of builds.
 #[derive(Clone, Debug)]

@@ -1,44 +1,61 @@
-//! Platform events per app ("alice deployed v7"), kept in a bounded ring so
-//! `deis logs` has something to show before a logger component is attached.
+//! App logs kept in the controller: platform events ("alice deployed v7")
+//! and, from the runtime, every line of the app's processes, in a bounded
+//! ring per app. The logger component replaces this with its own service;
+//! until then `deis logs` reads from here.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
+use deis_scheduler::{LogLine, LogSink, LogSource};
 
 /// Lines kept per app.
 const LINES_PER_APP: usize = 1000;
 
-/// Bounded per-app event lines in Deis's controller-line format.
+/// Bounded per-app log lines.
 #[derive(Default)]
 pub struct EventLog {
-    apps: Mutex<HashMap<String, VecDeque<String>>>,
+    apps: Mutex<HashMap<String, VecDeque<LogLine>>>,
 }
 
 impl EventLog {
-    /// Records an event for an app.
+    /// Records a platform event for an app.
     pub fn log(&self, app: &str, message: &str) {
-        let time = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, false);
-        let line = format!("{time} deis[controller]: INFO {message}");
         tracing::info!(app, message, "app event");
-        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        let ring = apps.entry(app.to_owned()).or_default();
-        if ring.len() == LINES_PER_APP {
-            ring.pop_front();
-        }
-        ring.push_back(line);
+        self.send(LogLine {
+            time: Utc::now(),
+            app: app.to_owned(),
+            source: LogSource::Platform,
+            process: "deis".into(),
+            release: String::new(),
+            text: message.to_owned(),
+        });
     }
 
-    /// The last `n` lines of an app.
+    /// The last `n` lines of an app, formatted as Deis prints them.
     pub fn tail(&self, app: &str, n: usize) -> Vec<String> {
         let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
         apps.get(app).map_or_else(Vec::new, |ring| {
-            ring.iter().skip(ring.len().saturating_sub(n)).cloned().collect()
+            ring.iter()
+                .skip(ring.len().saturating_sub(n))
+                .map(LogLine::format)
+                .collect()
         })
     }
 
     /// Drops an app's lines.
     pub fn forget(&self, app: &str) {
         self.apps.lock().unwrap_or_else(|p| p.into_inner()).remove(app);
+    }
+}
+
+impl LogSink for EventLog {
+    fn send(&self, line: LogLine) {
+        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        let ring = apps.entry(line.app.clone()).or_default();
+        if ring.len() == LINES_PER_APP {
+            ring.pop_front();
+        }
+        ring.push_back(line);
     }
 }

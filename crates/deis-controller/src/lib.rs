@@ -130,7 +130,7 @@ pub(crate) struct Inner {
     pub(crate) config: ControllerConfig,
     pub(crate) secret: PlatformSecret,
     pub(crate) limiter: LoginLimiter,
-    pub(crate) events: EventLog,
+    pub(crate) events: Arc<EventLog>,
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -141,12 +141,14 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller over a migrated store and a scheduler.
+    /// A controller over a migrated store and a scheduler, keeping app logs
+    /// in `events` (which the runtime also writes process output to).
     pub fn new(
         store: Store,
         scheduler: Arc<dyn Scheduler>,
         config: ControllerConfig,
         secret: PlatformSecret,
+        events: Arc<EventLog>,
     ) -> Self {
         let limiter = LoginLimiter::new(config.login_limits);
         Controller {
@@ -156,7 +158,7 @@ impl Controller {
                 config,
                 secret,
                 limiter,
-                events: EventLog::default(),
+                events,
                 app_locks: Mutex::new(HashMap::new()),
             }),
         }

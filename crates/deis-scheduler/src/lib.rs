@@ -12,11 +12,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deis_core::ConfigData;
 
+pub mod attach;
+pub mod logs;
 mod no_runtime;
 mod recording;
+pub mod routing;
 
+pub use attach::{RunInput, RunIo, RunOutput, TtySize};
+pub use logs::{LogLine, LogSink, LogSource, NoLogs};
 pub use no_runtime::NoRuntime;
 pub use recording::{RecordedCall, RecordingScheduler};
+pub use routing::{AppEndpoints, Endpoint, EndpointsWatch};
 
 /// How a build was produced, which decides how its processes start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -216,8 +222,39 @@ pub trait Scheduler: Send + Sync + 'static {
         selector: &ProcessSelector,
     ) -> Result<Vec<ProcessInfo>, SchedulerError>;
 
-    /// Runs a one-off command to completion.
-    async fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SchedulerError>;
+    /// Runs a one-off command attached to a client: output streams to
+    /// `io.output` while it runs; with `io.tty`, under a pseudo-terminal fed
+    /// by `io.input`. Returns the exit status (128 + signal when killed).
+    async fn run_attached(&self, spec: &RunSpec, io: RunIo) -> Result<i32, SchedulerError>;
+
+    /// Runs a one-off command to completion and collects its output.
+    async fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SchedulerError> {
+        let (output, mut received) = tokio::sync::mpsc::channel(64);
+        let collect = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            while let Some(chunk) = received.recv().await {
+                match chunk {
+                    RunOutput::Stdout(b) | RunOutput::Stderr(b) => bytes.extend_from_slice(&b),
+                }
+            }
+            bytes
+        });
+        let exit_code = self
+            .run_attached(
+                spec,
+                RunIo {
+                    output,
+                    input: None,
+                    tty: None,
+                },
+            )
+            .await?;
+        let bytes = collect.await.unwrap_or_default();
+        Ok(RunOutcome {
+            exit_code,
+            output: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
 
     /// Lists an app's processes.
     async fn list(&self, app: &str) -> Result<Vec<ProcessInfo>, SchedulerError>;
@@ -227,6 +264,52 @@ pub trait Scheduler: Send + Sync + 'static {
 
     /// Checks that at least one node carries all `tags`.
     async fn check_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), SchedulerError>;
+
+    /// The ready endpoints of every app, as they change.
+    fn endpoints(&self) -> EndpointsWatch;
+
+    /// What this runtime can enforce.
+    fn capabilities(&self) -> Capabilities;
+}
+
+/// How a resource limit is enforced by a runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Enforced by the kernel's control groups (or Kubernetes).
+    Enforced,
+    /// Approximated (e.g. an address-space rlimit for memory).
+    Approximated,
+    /// Recorded but not enforced on this machine.
+    NotEnforced,
+}
+
+impl Enforcement {
+    /// A short word for clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Enforced => "enforced",
+            Enforcement::Approximated => "approximated",
+            Enforcement::NotEnforced => "not-enforced",
+        }
+    }
+}
+
+/// What a runtime can enforce, so users are told honestly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `limits:set --memory`.
+    pub memory_limits: Enforcement,
+    /// `limits:set --cpu`.
+    pub cpu_limits: Enforcement,
+}
+
+/// A watch of endpoints that never change (runtimes without routing).
+pub fn no_endpoints() -> EndpointsWatch {
+    // One sender for the whole process, kept alive so receivers never see
+    // the channel close.
+    static NONE: std::sync::LazyLock<tokio::sync::watch::Sender<std::sync::Arc<AppEndpoints>>> =
+        std::sync::LazyLock::new(|| tokio::sync::watch::channel(std::sync::Arc::new(AppEndpoints::new())).0);
+    NONE.subscribe()
 }
 
 /// Sorted `k=v` list, as Deis prints tags in errors.

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::{DeploySpec, ProcessInfo, ProcessSelector, RunOutcome, RunSpec, Scheduler, SchedulerError};
+use crate::{
+    Capabilities, DeploySpec, EndpointsWatch, Enforcement, ProcessInfo, ProcessSelector, RunIo, RunSpec,
+    Scheduler, SchedulerError,
+};
 
 /// Refuses to start anything, lists nothing.
 #[derive(Clone, Copy, Debug, Default)]
@@ -26,7 +29,7 @@ impl Scheduler for NoRuntime {
         Err(SchedulerError::Unavailable(NO_RUNTIME.into()))
     }
 
-    async fn run(&self, _: &RunSpec) -> Result<RunOutcome, SchedulerError> {
+    async fn run_attached(&self, _: &RunSpec, _: RunIo) -> Result<i32, SchedulerError> {
         Err(SchedulerError::Unavailable(NO_RUNTIME.into()))
     }
 
@@ -42,5 +45,16 @@ impl Scheduler for NoRuntime {
         // There are no nodes to match against; tags are recorded and applied
         // by whichever runtime is attached later.
         Ok(())
+    }
+
+    fn endpoints(&self) -> EndpointsWatch {
+        crate::no_endpoints()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            memory_limits: Enforcement::NotEnforced,
+            cpu_limits: Enforcement::NotEnforced,
+        }
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use chrono::Utc;
 
 use crate::{
-    DeploySpec, ProcessInfo, ProcessSelector, ProcessState, RunOutcome, RunSpec, Scheduler, SchedulerError,
-    format_tags,
+    Capabilities, DeploySpec, EndpointsWatch, Enforcement, ProcessInfo, ProcessSelector, ProcessState, RunIo,
+    RunOutcome, RunOutput, RunSpec, Scheduler, SchedulerError, format_tags,
 };
 
 /// One call the controller made.
@@ -193,17 +193,24 @@ impl Scheduler for RecordingScheduler {
         Ok(matching)
     }
 
-    async fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SchedulerError> {
-        let mut state = self.state();
-        state.calls.push(RecordedCall::Run {
-            app: spec.release.app.clone(),
-            version: spec.release.version,
-            command: spec.command.clone(),
-        });
-        Ok(state.run_outcome.clone().unwrap_or_else(|| RunOutcome {
-            exit_code: 0,
-            output: format!("{}\n", spec.command),
-        }))
+    async fn run_attached(&self, spec: &RunSpec, io: RunIo) -> Result<i32, SchedulerError> {
+        let outcome = {
+            let mut state = self.state();
+            state.calls.push(RecordedCall::Run {
+                app: spec.release.app.clone(),
+                version: spec.release.version,
+                command: spec.command.clone(),
+            });
+            state.run_outcome.clone().unwrap_or_else(|| RunOutcome {
+                exit_code: 0,
+                output: format!("{}\n", spec.command),
+            })
+        };
+        let _ = io
+            .output
+            .send(RunOutput::Stdout(outcome.output.into_bytes()))
+            .await;
+        Ok(outcome.exit_code)
     }
 
     async fn list(&self, app: &str) -> Result<Vec<ProcessInfo>, SchedulerError> {
@@ -234,6 +241,17 @@ impl Scheduler for RecordingScheduler {
                 "No nodes matched the provided labels: {}",
                 format_tags(tags)
             )))
+        }
+    }
+
+    fn endpoints(&self) -> EndpointsWatch {
+        crate::no_endpoints()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            memory_limits: Enforcement::NotEnforced,
+            cpu_limits: Enforcement::NotEnforced,
         }
     }
 }

@@ -118,6 +118,7 @@ impl TestPlatform {
             scheduler.clone(),
             config,
             PlatformSecret::new(secret.clone()).expect("a strong secret"),
+            Default::default(),
         );
         let (addr, task) = deis_controller::spawn(
             controller.clone(),

@@ -1,5 +1,9 @@
-//! Object storage for source tarballs, slugs and build caches, on the
-//! `object_store` crate: local files by default, S3, GCS or Azure by URL.
+//! Object storage for source tarballs, slugs and build caches (later images
+//! and log archives), on the `object_store` crate: local files by default,
+//! S3, GCS or Azure by URL.
+//!
+//! Architecture invariant: every component that stores blobs goes through
+//! [`Objects`]; none talks to a storage backend directly.
 //!
 //! Keys follow Deis's layout: `home/<app>:git-<sha8>/tar`,
 //! `home/<app>:git-<sha8>/push/slug.tgz` (with `Procfile` beside it) and
