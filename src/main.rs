@@ -13,7 +13,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use deis_auth::PlatformSecret;
 use deis_builder::{Builder, BuilderConfig, ControllerClient, HookCommand, LocalExecutor, Objects};
-use deis_controller::{Controller, ControllerConfig, RegistrationMode};
+use deis_controller::{Controller, ControllerConfig, EventLog, RegistrationMode};
+use deis_runtime::{LocalRuntime, RuntimeConfig};
 use deis_scheduler::{NoRuntime, Scheduler};
 use deis_store::Store;
 
@@ -78,6 +79,9 @@ struct ControllerOpts {
     /// Comma-separated app names nobody may use.
     #[arg(long, env = "DEIS_RESERVED_NAMES", value_delimiter = ',')]
     reserved_names: Option<Vec<String>>,
+    /// Seconds a release may take to become ready (an app's DEIS_DEPLOY_TIMEOUT overrides it).
+    #[arg(long, env = "DEIS_DEPLOY_TIMEOUT", default_value_t = 120)]
+    deploy_timeout: u64,
 }
 
 #[derive(Args, Clone)]
@@ -88,10 +92,6 @@ struct BuilderOpts {
     /// Host name users push to, shown in git remotes [default: the builder's address].
     #[arg(long, env = "DEIS_BUILDER_HOST")]
     builder_host: Option<String>,
-    /// Object storage for sources, slugs and caches: file:///path, s3://bucket, gs://bucket, az://container
-    /// [default: the data directory's objects/].
-    #[arg(long, env = "DEIS_OBJECT_STORE")]
-    object_store: Option<String>,
     /// Longest a build may take, in seconds.
     #[arg(long, env = "DEIS_BUILD_TIMEOUT", default_value_t = 900)]
     build_timeout: u64,
@@ -101,11 +101,76 @@ struct BuilderOpts {
 }
 
 #[derive(Args, Clone)]
+struct ObjectsOpts {
+    /// Object storage for sources, slugs and caches: file:///path, s3://bucket, gs://bucket, az://container
+    /// [default: the data directory's objects/].
+    #[arg(long, env = "DEIS_OBJECT_STORE")]
+    object_store: Option<String>,
+}
+
+impl ObjectsOpts {
+    fn open(&self, data_dir: &Path) -> Result<Objects> {
+        Ok(match &self.object_store {
+            Some(url) => Objects::from_url(url)?,
+            None => Objects::local(&data_dir.join("objects"))?,
+        })
+    }
+}
+
+/// Which runtime runs the apps.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RuntimeKind {
+    /// Supervised processes on this machine.
+    Local,
+    /// None: releases are recorded, nothing runs.
+    None,
+}
+
+#[derive(Args, Clone)]
+struct RuntimeOpts {
+    /// Where apps run.
+    #[arg(long, env = "DEIS_RUNTIME", value_enum, default_value = "local")]
+    runtime: RuntimeKind,
+    /// Labels of this machine for `deis tags` (key=value, comma-separated).
+    #[arg(long, env = "DEIS_NODE_LABELS", value_delimiter = ',')]
+    node_labels: Vec<String>,
+}
+
+impl RuntimeOpts {
+    /// The scheduler to give the controller.
+    fn start(&self, data_dir: &Path, objects: Objects, logs: Arc<EventLog>) -> Result<Arc<dyn Scheduler>> {
+        Ok(match self.runtime {
+            RuntimeKind::None => Arc::new(NoRuntime),
+            RuntimeKind::Local => {
+                let mut node_labels = std::collections::BTreeMap::new();
+                for label in &self.node_labels {
+                    let (key, value) = label
+                        .split_once('=')
+                        .with_context(|| format!("node label {label:?} is not key=value"))?;
+                    node_labels.insert(key.trim().to_owned(), value.trim().to_owned());
+                }
+                let config = RuntimeConfig {
+                    state_dir: data_dir.join("runtime"),
+                    node_labels,
+                };
+                Arc::new(
+                    LocalRuntime::start(config, objects, logs).context("cannot start the local runtime")?,
+                )
+            }
+        })
+    }
+}
+
+#[derive(Args, Clone)]
 struct UpArgs {
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
+    objects: ObjectsOpts,
+    #[command(flatten)]
     controller: ControllerOpts,
+    #[command(flatten)]
+    runtime: RuntimeOpts,
     #[command(flatten)]
     builder: BuilderOpts,
     /// The secret platform components authenticate with (default: generated into the data directory).
@@ -118,7 +183,11 @@ struct ControllerArgs {
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
+    objects: ObjectsOpts,
+    #[command(flatten)]
     controller: ControllerOpts,
+    #[command(flatten)]
+    runtime: RuntimeOpts,
     /// Host name users push to, shown in git remotes.
     #[arg(long, env = "DEIS_BUILDER_HOST", default_value = "127.0.0.1")]
     builder_host: String,
@@ -141,6 +210,8 @@ struct BuilderArgs {
     /// The secret shared with the controller.
     #[arg(long, env = "DEIS_PLATFORM_SECRET", hide_env_values = true)]
     platform_secret: String,
+    #[command(flatten)]
+    objects: ObjectsOpts,
     #[command(flatten)]
     builder: BuilderOpts,
 }
@@ -196,6 +267,7 @@ impl ControllerOpts {
             builder_host,
             builder_port,
             registration_mode: self.registration_mode,
+            deploy_timeout: Duration::from_secs(self.deploy_timeout),
             ..ControllerConfig::default()
         };
         if let Some(names) = &self.reserved_names {
@@ -211,11 +283,13 @@ impl ControllerOpts {
 
 impl BuilderOpts {
     /// Starts the builder with its state under `data_dir`.
-    async fn start(&self, data_dir: &Path, controller_url: &str, secret: &str) -> Result<Builder> {
-        let objects = match &self.object_store {
-            Some(url) => Objects::from_url(url)?,
-            None => Objects::local(&data_dir.join("objects"))?,
-        };
+    async fn start(
+        &self,
+        data_dir: &Path,
+        objects: Objects,
+        controller_url: &str,
+        secret: &str,
+    ) -> Result<Builder> {
         let state_dir = data_dir.join("builder");
         let buildpacks = state_dir.join("buildpacks");
         LocalExecutor::install_builtin_buildpacks(&buildpacks).with_context(|| {
@@ -323,16 +397,18 @@ async fn up(args: UpArgs) -> Result<()> {
     let listener = bind(args.controller.controller_addr, "controller").await?;
     let controller_addr = listener.local_addr()?;
     let controller_url = format!("http://{controller_addr}");
+    let objects = args.objects.open(&data_dir)?;
     let builder = args
         .builder
-        .start(&data_dir, &controller_url, secret.expose())
+        .start(&data_dir, objects.clone(), &controller_url, secret.expose())
         .await?;
     let builder_host = args.builder.advertised_host(builder.ssh_addr);
     let config = args
         .controller
         .config(builder_host.clone(), builder.ssh_addr.port());
-    let scheduler: Arc<dyn Scheduler> = Arc::new(NoRuntime);
-    let controller = Controller::new(store, scheduler, config, secret, Default::default());
+    let logs = Arc::new(EventLog::default());
+    let scheduler = args.runtime.start(&data_dir, objects, logs.clone())?;
+    let controller = Controller::new(store, scheduler.clone(), config, secret, logs);
 
     println!("deis-workflow {} is up.", env!("CARGO_PKG_VERSION"));
     println!();
@@ -356,6 +432,8 @@ async fn up(args: UpArgs) -> Result<()> {
 
     serve_controller(controller, listener).await?;
     builder.shutdown();
+    eprintln!("Stopping apps...");
+    scheduler.shutdown().await;
     eprintln!("deis-workflow stopped.");
     Ok(())
 }
@@ -367,17 +445,23 @@ async fn controller(args: ControllerArgs) -> Result<()> {
     let config = args
         .controller
         .config(args.builder_host.clone(), args.builder_port);
-    let controller = Controller::new(store, Arc::new(NoRuntime), config, secret, Default::default());
+    let objects = args.objects.open(&data_dir)?;
+    let logs = Arc::new(EventLog::default());
+    let scheduler = args.runtime.start(&data_dir, objects, logs.clone())?;
+    let controller = Controller::new(store, scheduler.clone(), config, secret, logs);
     tracing::info!(addr = %listener.local_addr()?, "controller listening");
-    serve_controller(controller, listener).await
+    serve_controller(controller, listener).await?;
+    scheduler.shutdown().await;
+    Ok(())
 }
 
 async fn builder(args: BuilderArgs) -> Result<()> {
     let data_dir = ensure_data_dir(args.data_dir.as_deref())?;
     let secret = PlatformSecret::new(args.platform_secret.clone())?;
+    let objects = args.objects.open(&data_dir)?;
     let builder = args
         .builder
-        .start(&data_dir, &args.controller_url, secret.expose())
+        .start(&data_dir, objects, &args.controller_url, secret.expose())
         .await?;
     shutdown_signal().await;
     builder.shutdown();

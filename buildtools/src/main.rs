@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod bench_api;
+mod bench_deploy;
 mod bench_push;
 
 /// Latency samples of one measurement.
@@ -59,6 +60,7 @@ async fn main() -> Result<()> {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["bench", "api"] => bench_api::run().await.context("bench api"),
         ["bench", "push"] => bench_push::run().await.context("bench push"),
-        _ => bail!("usage: buildtools bench api|push"),
+        ["bench", "deploy"] => bench_deploy::run().await.context("bench deploy"),
+        _ => bail!("usage: buildtools bench api|push|deploy"),
     }
 }

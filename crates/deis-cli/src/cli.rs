@@ -6,7 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
     apps, auth, autoscale, builds, certs, config, domains, git, healthchecks, keys, labels, limits,
-    maintenance, perms, ps, registry, releases, routing, shortcuts, tags, tls, users, version, whitelist,
+    maintenance, perms, ps, registry, releases, routing, shortcuts, tags, timeouts, tls, users, version,
+    whitelist,
 };
 
 /// The Deis command-line client issues API calls to a Deis controller.
@@ -84,6 +85,8 @@ pub(crate) enum Command {
     Shortcuts(shortcuts::Cmd),
     #[command(flatten)]
     Tags(tags::Cmd),
+    #[command(flatten)]
+    Timeouts(timeouts::Cmd),
     #[command(flatten)]
     Tls(tls::Cmd),
     #[command(flatten)]

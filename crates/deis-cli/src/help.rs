@@ -57,6 +57,10 @@ const TOPICS: &[(&str, &str)] = &[
     ("routing", "manage routability of an application"),
     ("shortcuts", "show valid shortcuts for commands"),
     ("tags", "manage tags for application containers"),
+    (
+        "timeouts",
+        "manage termination grace periods for application processes",
+    ),
     ("tls", "manage TLS settings for applications"),
     ("users", "manage users"),
     ("whitelist", "manage whitelisted addresses of an application"),

@@ -14,6 +14,7 @@ mod pb;
 mod procfile;
 mod profile;
 mod prompt;
+mod tty;
 mod validate;
 
 use std::ffi::OsString;

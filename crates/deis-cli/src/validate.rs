@@ -85,6 +85,24 @@ pub(crate) fn limit(arg: &str, kind: LimitKind) -> Result<(String, String)> {
     Ok((ptype, value))
 }
 
+/// The longest termination grace period the controller accepts, in seconds.
+pub(crate) const MAX_TIMEOUT_SECONDS: u64 = 3600;
+
+/// `type=seconds` for `timeouts:set` (Hephy's regex
+/// `^([a-z0-9]+(?:-[a-z0-9]+)*)=([0-9]+)$`), at most an hour, as the
+/// controller requires.
+pub(crate) fn timeout(arg: &str) -> Result<(String, String)> {
+    let Some(caps) = captures(&format!("^({PROC_TYPE})=([0-9]+)$"), arg) else {
+        bail!("{arg} doesn't fit format type=#\nExamples: web=30 worker=300");
+    };
+    if caps[2].parse::<u64>().map_or(true, |n| n > MAX_TIMEOUT_SECONDS) {
+        bail!(
+            "invalid timeout '{arg}': the grace period is a whole number of seconds from 0 to {MAX_TIMEOUT_SECONDS}"
+        );
+    }
+    Ok((caps[1].clone(), caps[2].clone()))
+}
+
 /// `key=value` for `tags:set`, both parts following Kubernetes label rules
 /// (an optional DNS-subdomain prefix before `/` on the key).
 pub(crate) fn tag(arg: &str) -> Result<(String, String)> {
@@ -273,6 +291,38 @@ mod tests {
         for bad in ["web=1G", "web=abc", "web=", "web=1/2G"] {
             assert!(limit(bad, LimitKind::Cpu).is_err(), "{bad}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn timeouts() -> Result<()> {
+        assert_eq!(timeout("web=30")?, pair("web", "30"));
+        assert_eq!(timeout("my-worker=0")?, pair("my-worker", "0"));
+        assert_eq!(timeout("web=3600")?, pair("web", "3600"));
+        for bad in [
+            "web",
+            "web=",
+            "=30",
+            "Web=30",
+            "web=-1",
+            "web=1.5",
+            "web=30s",
+            "web=3601",
+            "web=99999999999999999999999",
+            "web=30=1",
+        ] {
+            assert!(timeout(bad).is_err(), "{bad}");
+        }
+        let message = timeout("web").err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(
+            message,
+            "web doesn't fit format type=#\nExamples: web=30 worker=300"
+        );
+        let message = timeout("web=7200")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.contains("from 0 to 3600"), "{message}");
         Ok(())
     }
 

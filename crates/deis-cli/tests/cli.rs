@@ -280,3 +280,99 @@ fn session(url: &str) {
     alice.ok(&["destroy", "-a", "myapp", "--confirm=myapp"]);
     assert!(alice.fails(&["info", "-a", "myapp"]).contains("does not exist"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_and_limit_enforcement_notes() {
+    let p = TestPlatform::start().await;
+    let url = p.url.clone();
+    tokio::task::spawn_blocking(move || timeouts_and_limits(&url))
+        .await
+        .unwrap();
+}
+
+fn timeouts_and_limits(url: &str) {
+    let carol = User::new();
+    carol.ok(&[
+        "register",
+        url,
+        "--username=carol",
+        "--password=c4rol-pw",
+        "--email=carol@example.com",
+    ]);
+    carol.ok(&["create", "slow", "--no-remote"]);
+
+    // Help lists the topic and its commands.
+    assert!(carol.ok(&["help"]).contains("timeouts"));
+    let help = carol.ok(&["help", "timeouts"]);
+    assert!(
+        help.contains("timeouts:list") && help.contains("timeouts:set") && help.contains("timeouts:unset"),
+        "{help}"
+    );
+
+    // Nothing set: the default, and a bare topic lists.
+    let out = carol.ok(&["timeouts", "-a", "slow"]);
+    assert!(out.starts_with("=== slow Timeouts\n"), "{out}");
+    assert!(
+        out.contains("Default (30 sec) or controlled by the runtime"),
+        "{out}"
+    );
+
+    let out = carol.ok(&["timeouts:set", "web=60", "worker=0", "-a", "slow"]);
+    assert!(out.contains("Applying timeouts... done, v2"), "{out}");
+    assert!(out.contains("=== slow Timeouts"), "{out}");
+    let out = carol.ok(&["timeouts:list", "-a", "slow"]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows, [vec!["web", "60"], vec!["worker", "0"]], "{out}");
+    assert!(!out.contains("Default"), "{out}");
+
+    // Checked before anything is sent.
+    let err = carol.fails(&["timeouts:set", "web=soon", "-a", "slow"]);
+    assert!(err.contains("web=soon doesn't fit format type=#"), "{err}");
+    let err = carol.fails(&["timeouts:set", "web=7200", "-a", "slow"]);
+    assert!(err.contains("from 0 to 3600"), "{err}");
+    let err = carol.fails(&["timeouts:unset", "Web", "-a", "slow"]);
+    assert!(err.contains("invalid process type 'Web'"), "{err}");
+
+    let out = carol.ok(&["timeouts:unset", "worker", "-a", "slow"]);
+    assert!(out.contains("done, v3"), "{out}");
+    assert!(!out.contains("worker"), "{out}");
+    let err = carol.fails(&["timeouts:unset", "worker", "-a", "slow"]);
+    assert!(
+        err.contains("worker does not exist under termination_grace_period"),
+        "{err}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&carol.ok(&["timeouts", "--json", "-a", "slow"])).unwrap();
+    assert_eq!(json, serde_json::json!({"web": "60"}));
+
+    let out = carol.ok(&["releases", "-a", "slow"]);
+    assert!(
+        out.contains("carol changed termination grace period for worker"),
+        "{out}"
+    );
+    assert!(
+        out.contains("carol changed termination grace period for web, worker"),
+        "{out}"
+    );
+
+    // Limits: a note for each kind that is set and that the runtime (here
+    // the recording scheduler) does not enforce.
+    let memory_note = "Note: memory limits are recorded but not enforced by this platform's runtime.";
+    let cpu_note = "Note: CPU limits are recorded but not enforced by this platform's runtime.";
+    let out = carol.ok(&["limits", "-a", "slow"]);
+    assert!(!out.contains("Note:"), "nothing set, nothing to note: {out}");
+    let out = carol.ok(&["limits:set", "web=512M", "-a", "slow"]);
+    assert!(out.contains(memory_note) && !out.contains(cpu_note), "{out}");
+    let out = carol.ok(&["limits:set", "--cpu", "web=500m", "-a", "slow"]);
+    assert!(out.contains(memory_note) && out.contains(cpu_note), "{out}");
+    let out = carol.ok(&["limits:list", "-a", "slow"]);
+    assert!(out.contains(memory_note) && out.contains(cpu_note), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&carol.ok(&["limits", "--json", "-a", "slow"])).unwrap();
+    assert_eq!(json["memory"]["web"], "512M");
+}

@@ -142,6 +142,7 @@ pub(crate) fn config(c: &deis_store::Config) -> pb::Config {
         healthcheck: Some(json_object_to_struct(&d.healthcheck)),
         created: Some(timestamp(c.created)),
         updated: Some(timestamp(c.updated)),
+        termination_grace_period: map(&d.termination_grace_period),
     }
 }
 

@@ -137,6 +137,14 @@ impl Controller {
             return Ok(None);
         };
         let settings = self.inner.store.current_settings(app).await?;
+        // Deis: the app's DEIS_DEPLOY_TIMEOUT (seconds) before the platform's.
+        let deploy_timeout = state
+            .config
+            .data
+            .values
+            .get("DEIS_DEPLOY_TIMEOUT")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(self.inner.config.deploy_timeout, std::time::Duration::from_secs);
         Ok(Some(DeploySpec {
             release,
             structure: structure.clone(),
@@ -145,7 +153,7 @@ impl Controller {
             } else {
                 None
             },
-            deploy_timeout: self.inner.config.deploy_timeout,
+            deploy_timeout,
         }))
     }
 
@@ -341,6 +349,27 @@ impl Controller {
         Ok(())
     }
 
+    /// What a one-off command in the current release runs, once the event
+    /// is logged; shared by unary and attached runs.
+    pub(crate) async fn run_spec(
+        &self,
+        username: &str,
+        app: &App,
+        command: &str,
+    ) -> deis_core::Result<RunSpec> {
+        let current = self.inner.store.current_state(app).await?;
+        let release = release_spec(app, &current)
+            .ok_or_else(|| Error::invalid("No build associated with this release to run this command"))?;
+        self.inner
+            .events
+            .log(&app.name, &format!("{username} runs '{command}'"));
+        Ok(RunSpec {
+            release,
+            command: command.to_owned(),
+            timeout: self.inner.config.run_timeout,
+        })
+    }
+
     /// Runs a one-off command in the current release.
     pub(crate) async fn run_command(
         &self,
@@ -348,17 +377,7 @@ impl Controller {
         app: &App,
         command: &str,
     ) -> deis_core::Result<RunOutcome> {
-        let current = self.inner.store.current_state(app).await?;
-        let release = release_spec(app, &current)
-            .ok_or_else(|| Error::invalid("No build associated with this release to run this command"))?;
-        self.inner
-            .events
-            .log(&app.name, &format!("{username} runs '{command}'"));
-        let spec = RunSpec {
-            release,
-            command: command.to_owned(),
-            timeout: self.inner.config.run_timeout,
-        };
+        let spec = self.run_spec(username, app, command).await?;
         Ok(self.inner.scheduler.run(&spec).await?)
     }
 

@@ -194,6 +194,29 @@ fn cases() -> Vec<(&'static str, [Code; 5], Call)> {
             }))),
         ),
         (
+            "AppsService/RunAttached",
+            WRITE,
+            call!(|x| async move {
+                use pb::run_attached_request::Kind;
+                let messages = [
+                    Kind::Start(pb::RunStart {
+                        app: x.app.clone(),
+                        command: "true".into(),
+                        ..Default::default()
+                    }),
+                    Kind::Eof(pb::RunEof {}),
+                ]
+                .map(|kind| pb::RunAttachedRequest { kind: Some(kind) });
+                let mut responses =
+                    x.c.apps
+                        .run_attached(x.req(futures::stream::iter(messages)))
+                        .await?
+                        .into_inner();
+                while responses.message().await?.is_some() {}
+                Ok::<(), tonic::Status>(())
+            }),
+        ),
+        (
             "AppsService/GetLogs",
             READ,
             call!(|x| x.c.apps.get_logs(x.req(pb::GetLogsRequest {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -39,9 +40,14 @@ pub const MAX_HEALTHCHECK_BYTES: usize = 64 * 1024;
 pub const WEB_CMD: &str = "web/cmd";
 /// The two probe names a process type's healthcheck may hold.
 pub const PROBES: [&str; 2] = ["livenessProbe", "readinessProbe"];
+/// How long a process gets between SIGTERM and SIGKILL when its type has no
+/// termination grace period set (Kubernetes' default, as in Hephy).
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
+/// The longest termination grace period that may be set, in seconds.
+pub const MAX_GRACE_PERIOD_SECONDS: u64 = 3600;
 
 /// An application's configuration: env vars, limits, node tags, registry
-/// credentials and health checks.
+/// credentials, health checks and termination grace periods.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ConfigData {
@@ -57,6 +63,11 @@ pub struct ConfigData {
     pub registry: BTreeMap<String, String>,
     /// {ptype: {"livenessProbe": {...}, "readinessProbe": {...}}}
     pub healthcheck: Map<String, Value>,
+    /// Whole seconds between SIGTERM and SIGKILL per process type (Hephy's
+    /// `termination_grace_period`); see [`ConfigData::grace_period`].
+    /// Configs stored before the field existed load with an empty map.
+    #[serde(default)]
+    pub termination_grace_period: BTreeMap<String, String>,
 }
 
 /// A requested change; a `None` value unsets the key.
@@ -76,6 +87,8 @@ pub struct ConfigChanges {
     /// null deletes that process type or probe, and a probe given replaces the
     /// old one whole (see [`ConfigData::apply`]).
     pub healthcheck: Option<Value>,
+    /// Termination grace period changes per process type (whole seconds).
+    pub termination_grace_period: BTreeMap<String, Option<String>>,
 }
 
 impl ConfigChanges {
@@ -87,6 +100,7 @@ impl ConfigChanges {
             && self.tags.is_empty()
             && self.registry.is_empty()
             && self.healthcheck.is_none()
+            && self.termination_grace_period.is_empty()
     }
 }
 
@@ -116,6 +130,12 @@ impl ConfigData {
             if let Some(v) = v {
                 validate::process_type(k)?;
                 cpu_limit(v)?;
+            }
+        }
+        for (k, v) in &changes.termination_grace_period {
+            if let Some(v) = v {
+                validate::process_type(k)?;
+                termination_grace_period(k, v)?;
             }
         }
         for (k, v) in &changes.tags {
@@ -148,6 +168,11 @@ impl ConfigData {
         merge(&mut new.values, &changes.values, "values")?;
         merge(&mut new.memory, &changes.memory, "memory")?;
         merge(&mut new.cpu, &changes.cpu, "cpu")?;
+        merge(
+            &mut new.termination_grace_period,
+            &changes.termination_grace_period,
+            "termination_grace_period",
+        )?;
         merge(&mut new.tags, &changes.tags, "tags")?;
         merge(&mut new.registry, &registry_changes, "registry")?;
         // Older rows may hold keys that were never lower-cased.
@@ -185,6 +210,21 @@ impl ConfigData {
             return Err(Error::invalid(REGISTRY_PORT_MESSAGE));
         }
         Ok(new)
+    }
+
+    /// How long a process of `ptype` gets between SIGTERM and SIGKILL:
+    /// its `termination_grace_period`, else [`DEFAULT_GRACE_PERIOD`].
+    ///
+    /// A stored value that is not a number of seconds (imported data) also
+    /// gives the default, and none is longer than [`MAX_GRACE_PERIOD_SECONDS`].
+    pub fn grace_period(&self, ptype: &str) -> Duration {
+        self.termination_grace_period
+            .get(ptype)
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(DEFAULT_GRACE_PERIOD, |v| {
+                let secs = v.parse::<u64>().unwrap_or(u64::MAX);
+                Duration::from_secs(secs.min(MAX_GRACE_PERIOD_SECONDS))
+            })
     }
 
     /// The probes of a process type, falling back to the "web/cmd" key for `web` and `cmd` (Deis).
@@ -284,6 +324,20 @@ pub fn memory_limit(v: &str) -> Result<()> {
 pub fn cpu_limit(v: &str) -> Result<()> {
     if !CPU.is_match(v) {
         return Err(Error::invalid(CPU_MESSAGE));
+    }
+    Ok(())
+}
+
+/// Validates the termination grace period of process type `ptype`: whole
+/// seconds (`^[0-9]+$`, Hephy's rule without the empty string) up to
+/// [`MAX_GRACE_PERIOD_SECONDS`].
+pub fn termination_grace_period(ptype: &str, v: &str) -> Result<()> {
+    let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    if !digits || v.parse::<u64>().map_or(true, |n| n > MAX_GRACE_PERIOD_SECONDS) {
+        return Err(Error::invalid(format!(
+            "The termination grace period for {} must be a whole number of seconds from 0 to {MAX_GRACE_PERIOD_SECONDS}.",
+            shown(ptype)
+        )));
     }
     Ok(())
 }
@@ -616,6 +670,16 @@ mod tests {
         }
     }
 
+    fn grace(pairs: &[(&str, Option<&str>)]) -> ConfigChanges {
+        ConfigChanges {
+            termination_grace_period: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     fn err(r: Result<ConfigData>) -> crate::Error {
         match r {
             Ok(c) => panic!("expected an error, got {c:?}"),
@@ -641,6 +705,7 @@ mod tests {
             .is_empty()
         );
         assert!(!health(json!({})).is_empty());
+        assert!(!grace(&[("web", None)]).is_empty());
     }
 
     #[test]
@@ -683,7 +748,7 @@ mod tests {
     #[test]
     fn unset_missing_in_every_attribute() {
         let base = ConfigData::default();
-        let cases: [(ConfigChanges, &str); 6] = [
+        let cases: [(ConfigChanges, &str); 7] = [
             (
                 ConfigChanges {
                     values: unset(&["K"]),
@@ -722,6 +787,10 @@ mod tests {
             (
                 health(json!({"web": null})),
                 "web does not exist under healthcheck",
+            ),
+            (
+                grace(&[("worker", None)]),
+                "worker does not exist under termination_grace_period",
             ),
         ];
         for (change, want) in cases {
@@ -998,6 +1067,77 @@ mod tests {
                 ..Default::default()
             })),
             MEMORY_MESSAGE
+        );
+    }
+
+    #[test]
+    fn termination_grace_periods() {
+        let base = ConfigData::default();
+        assert_eq!(base.grace_period("web"), DEFAULT_GRACE_PERIOD);
+        assert_eq!(DEFAULT_GRACE_PERIOD, Duration::from_secs(30));
+
+        let c = base
+            .apply(&grace(&[("web", Some("60")), ("worker", Some("0"))]))
+            .unwrap();
+        assert_eq!(c.termination_grace_period.len(), 2);
+        assert_eq!(c.grace_period("web"), Duration::from_secs(60));
+        assert_eq!(c.grace_period("worker"), Duration::ZERO);
+        assert_eq!(c.grace_period("clock"), DEFAULT_GRACE_PERIOD);
+
+        // Setting again overwrites; unsetting falls back to the default.
+        let c = c
+            .apply(&grace(&[("web", Some("3600")), ("worker", None)]))
+            .unwrap();
+        assert_eq!(c.grace_period("web"), Duration::from_secs(3600));
+        assert_eq!(c.grace_period("worker"), DEFAULT_GRACE_PERIOD);
+        assert!(!c.termination_grace_period.contains_key("worker"));
+
+        // Other attributes are untouched, and this one is untouched by them.
+        let c = c.apply(&values(&[("A", "1")])).unwrap();
+        assert_eq!(c.termination_grace_period.len(), 1);
+
+        for bad in [
+            "",
+            "-1",
+            "+5",
+            "1.5",
+            "30s",
+            " 30",
+            "3601",
+            "99999999999999999999999",
+            "３０",
+        ] {
+            let m = invalid(base.apply(&grace(&[("web", Some(bad))])));
+            assert_eq!(
+                m, "The termination grace period for web must be a whole number of seconds from 0 to 3600.",
+                "{bad:?}"
+            );
+        }
+        assert!(termination_grace_period("web", "0030").is_ok());
+        // Keys are process types, checked as for limits.
+        for bad in ["Web", "web_1", "-web", "w3&b", ""] {
+            assert_eq!(
+                invalid(base.apply(&grace(&[(bad, Some("10"))]))),
+                validate::PROCESS_TYPE_MESSAGE,
+                "{bad:?}"
+            );
+        }
+        // A 400 wins over a 422 in the same request.
+        let e = err(base.apply(&grace(&[("web", Some("x")), ("db", None)])));
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+
+        // Imported rows with odd values still give a usable duration.
+        let odd = ConfigData {
+            termination_grace_period: [("web", "soon"), ("db", "86400")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..Default::default()
+        };
+        assert_eq!(odd.grace_period("web"), DEFAULT_GRACE_PERIOD);
+        assert_eq!(
+            odd.grace_period("db"),
+            Duration::from_secs(MAX_GRACE_PERIOD_SECONDS)
         );
     }
 
@@ -1381,5 +1521,12 @@ mod tests {
         assert_eq!(back, c);
         let partial: ConfigData = serde_json::from_value(json!({"values": {"X": "y"}})).unwrap();
         assert!(partial.memory.is_empty());
+        assert!(partial.termination_grace_period.is_empty());
+
+        let c = c.apply(&grace(&[("web", Some("45"))])).unwrap();
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["termination_grace_period"], json!({"web": "45"}));
+        let back: ConfigData = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
     }
 }

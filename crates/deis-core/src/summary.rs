@@ -23,9 +23,11 @@ pub fn build_deployed(user: &str, sha: &str, image: &str) -> String {
 
 /// Summary of a config change, or `None` when nothing differs.
 ///
-/// Parts, in Deis's order: values, limits, tags, registry, healthchecks. Deis
-/// glued the limits part on without a separator (a bug); here every part is
-/// joined with `" and "`.
+/// Parts, in Deis's order: values, limits, tags, registry, healthchecks, then
+/// Hephy's termination grace periods (`"<user> changed termination grace
+/// period for web, worker"`, naming every process type added, changed or
+/// removed). Deis glued the limits part on without a separator (a bug); here
+/// every part is joined with `" and "`.
 pub fn config_change(user: &str, old: &ConfigData, new: &ConfigData) -> Option<String> {
     let mut parts = Vec::new();
 
@@ -58,6 +60,15 @@ pub fn config_change(user: &str, old: &ConfigData, new: &ConfigData) -> Option<S
     };
     if let Some(changes) = describe(&health, "healthcheck info for proc type ") {
         parts.push(format!("{user} {changes}"));
+    }
+    let grace = diff(&old.termination_grace_period, &new.termination_grace_period);
+    let mut types: Vec<String> = [grace.added, grace.changed, grace.deleted].concat();
+    if !types.is_empty() {
+        types.sort();
+        parts.push(format!(
+            "{user} changed termination grace period for {}",
+            types.join(", ")
+        ));
     }
 
     (!parts.is_empty()).then(|| join(&parts))
@@ -245,6 +256,7 @@ mod tests {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+            termination_grace_period: map(&[("web", "60")]),
         };
         assert_eq!(
             config_change("alice", &old, &new).as_deref(),
@@ -253,7 +265,8 @@ mod tests {
                  and alice added tag rack, changed tag env, deleted tag old \
                  and alice added registry info password, changed registry info username \
                  and alice added healthcheck info for proc type default, web/cmd, \
-                 changed healthcheck info for proc type web, deleted healthcheck info for proc type gone"
+                 changed healthcheck info for proc type web, deleted healthcheck info for proc type gone \
+                 and alice changed termination grace period for web"
             )
         );
     }
@@ -276,6 +289,47 @@ mod tests {
         assert_eq!(
             config_change("bob", &new, &old).as_deref(),
             Some("bob changed limits for memory")
+        );
+    }
+
+    #[test]
+    fn termination_grace_period_alone() {
+        let old = ConfigData {
+            termination_grace_period: map(&[("web", "60"), ("db", "10"), ("same", "5")]),
+            ..Default::default()
+        };
+        let new = ConfigData {
+            termination_grace_period: map(&[("web", "90"), ("worker", "0"), ("same", "5")]),
+            ..Default::default()
+        };
+        // Added, changed and removed types are all "changed", sorted.
+        assert_eq!(
+            config_change("bob", &old, &new).as_deref(),
+            Some("bob changed termination grace period for db, web, worker")
+        );
+        let one = ConfigData {
+            termination_grace_period: map(&[("web", "60")]),
+            ..Default::default()
+        };
+        assert_eq!(
+            config_change("bob", &ConfigData::default(), &one).as_deref(),
+            Some("bob changed termination grace period for web")
+        );
+        assert_eq!(
+            config_change("bob", &one, &ConfigData::default()).as_deref(),
+            Some("bob changed termination grace period for web")
+        );
+        // The same value again is no change.
+        assert_eq!(config_change("bob", &old, &old.clone()), None);
+        // Joined with the other parts.
+        let both = ConfigData {
+            values: map(&[("A", "1")]),
+            termination_grace_period: map(&[("web", "60")]),
+            ..Default::default()
+        };
+        assert_eq!(
+            config_change("bob", &ConfigData::default(), &both).as_deref(),
+            Some("bob added A and bob changed termination grace period for web")
         );
     }
 

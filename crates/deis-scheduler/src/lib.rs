@@ -270,6 +270,9 @@ pub trait Scheduler: Send + Sync + 'static {
 
     /// What this runtime can enforce.
     fn capabilities(&self) -> Capabilities;
+
+    /// Stops what this runtime runs locally, when the platform shuts down.
+    async fn shutdown(&self) {}
 }
 
 /// How a resource limit is enforced by a runtime.

@@ -42,7 +42,8 @@ impl Store {
             cpu: Set(empty.clone()),
             tags: Set(empty.clone()),
             registry: Set(empty.clone()),
-            healthcheck: Set(empty),
+            healthcheck: Set(empty.clone()),
+            termination_grace_period: Set(empty),
             created: Set(created),
             updated: Set(created),
         }

@@ -36,6 +36,10 @@ fn config_record(app: &App, m: config::Model) -> Result<Config> {
             tags: from_text("configs.tags", &m.tags)?,
             registry: from_text("configs.registry", &m.registry)?,
             healthcheck: from_text("configs.healthcheck", &m.healthcheck)?,
+            termination_grace_period: from_text(
+                "configs.termination_grace_period",
+                &m.termination_grace_period,
+            )?,
         },
         uuid: m.uuid,
         app: app.name.clone(),
@@ -181,6 +185,7 @@ impl Store {
                     tags: Set(to_text(&data.tags)?),
                     registry: Set(to_text(&data.registry)?),
                     healthcheck: Set(to_text(&data.healthcheck)?),
+                    termination_grace_period: Set(to_text(&data.termination_grace_period)?),
                     created: Set(created),
                     updated: Set(created),
                 }

@@ -1,17 +1,24 @@
 //! `apps:*`: create, list, inspect, open, logs, run, destroy, transfer.
 
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::{Result, anyhow, bail};
-use clap::Subcommand;
-use deis_client::ControllerUrl;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use deis_client::proto::tonic::{Code, Response, Status, Streaming};
 use deis_client::v2::{
     CreateAppRequest, DeleteAppRequest, GetAppRequest, GetAppSettingsRequest, GetLogsRequest,
-    ListAppsRequest, ListDomainsRequest, ListPodsRequest, RunCommandRequest, SetConfigRequest,
-    TransferAppRequest,
+    ListAppsRequest, ListDomainsRequest, ListPodsRequest, RunAttachedRequest, RunAttachedResponse,
+    RunCommandRequest, RunCommandResponse, RunEof, RunStart, SetConfigRequest, TransferAppRequest, TtyResize,
+    run_attached_request, run_attached_response,
 };
+use deis_client::{ControllerUrl, describe_status};
 use serde_json::json;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Exit, domains, labels, ps};
 use crate::cli::{AppArg, LimitArg};
@@ -21,6 +28,12 @@ use crate::output::{self, to_json};
 use crate::pb;
 use crate::profile::Profile;
 use crate::prompt;
+use crate::tty;
+
+/// Requests buffered for an attached run (keystrokes, resizes).
+const RUN_CHANNEL: usize = 64;
+/// The most stdin sent in one message (the controller accepts 64 KiB).
+const STDIN_CHUNK: usize = 16 * 1024;
 
 /// `apps:*` commands.
 #[derive(Subcommand, Debug)]
@@ -73,12 +86,14 @@ pub(crate) enum Cmd {
     },
     /// Run a command in an ephemeral app container
     ///
-    /// The command's output is printed when it ends, and deis exits with the
-    /// command's exit code. Put -- before a command that has its own options.
+    /// The command's output is printed as it runs, and deis exits with the
+    /// command's exit code. Without --tty the command reads no input; with
+    /// --tty it runs under a terminal wired to yours (for shells and
+    /// consoles). Put -- before a command that has its own options.
     #[command(name = "apps:run", visible_alias = "run")]
     Run {
         #[command(flatten)]
-        app: AppArg,
+        app: RunApp,
         /// The command to run
         #[arg(
             value_name = "COMMAND",
@@ -109,6 +124,23 @@ pub(crate) enum Cmd {
     },
 }
 
+/// `apps:run`'s options: the app, and whether to attach a terminal.
+#[derive(Args, Debug)]
+pub(crate) struct RunApp {
+    #[command(flatten)]
+    app: AppArg,
+    /// Run under a terminal and send it your keystrokes (needs a terminal)
+    #[arg(short = 't', long)]
+    tty: bool,
+}
+
+impl RunApp {
+    /// The `-a` flag's value.
+    pub(crate) fn get(&self) -> Option<&str> {
+        self.app.get()
+    }
+}
+
 /// Runs an `apps:*` command.
 pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
     let s = ctx.session()?;
@@ -123,7 +155,9 @@ pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
         Cmd::Info { app } => info(ctx, &s, &s.app(app.get())?).await,
         Cmd::Open { app } => open(ctx, &s, &s.app(app.get())?).await,
         Cmd::Logs { app, lines } => logs(ctx, &s, &s.app(app.get())?, lines.unwrap_or(0)).await,
-        Cmd::Run { app, command } => run_command(ctx, &s, &s.app(app.get())?, &command.join(" ")).await,
+        Cmd::Run { app, command } => {
+            run_command(ctx, &s, &s.app(app.get())?, &command.join(" "), app.tty).await
+        }
         Cmd::Destroy { app, confirm } => destroy(ctx, &s, &s.app(app.get())?, confirm).await,
         Cmd::Transfer { username, app } => transfer(ctx, &s, &s.app(app.get())?, &username).await,
     }
@@ -346,8 +380,216 @@ async fn logs(ctx: &Ctx, s: &Session, app: &AppRef, lines: i32) -> Result<()> {
     Ok(())
 }
 
-async fn run_command(ctx: &Ctx, s: &Session, app: &AppRef, command: &str) -> Result<()> {
+/// `apps:run`: attached to the command over `RunAttached`; on a controller
+/// without it, the whole output once the command ends (`RunCommand`).
+async fn run_command(ctx: &Ctx, s: &Session, app: &AppRef, command: &str, tty: bool) -> Result<()> {
+    if tty && !tty::is_interactive() {
+        bail!("--tty needs a terminal: run deis from one (stdin and stdout), or leave out --tty");
+    }
+    if tty && ctx.out.json_mode() {
+        bail!("--tty and --json cannot be combined");
+    }
     ctx.out.note(format!("Running '{command}'..."));
+    let (cols, rows) = if tty {
+        tty::size().map_or((0, 0), |(c, r)| (c.into(), r.into()))
+    } else {
+        (0, 0)
+    };
+    let (requests, outgoing) = mpsc::channel(RUN_CHANNEL);
+    let start = RunStart {
+        app: app.name.clone(),
+        command: command.to_owned(),
+        tty,
+        cols,
+        rows,
+    };
+    // The receiver is alive, so these cannot fail.
+    let _ = requests
+        .send(request(run_attached_request::Kind::Start(start)))
+        .await;
+    if !tty {
+        // Like Heroku: without a terminal the command gets no input.
+        let _ = requests
+            .send(request(run_attached_request::Kind::Eof(RunEof {})))
+            .await;
+    }
+    let call = s
+        .client()
+        .await?
+        .apps()
+        .run_attached(ReceiverStream::new(outgoing))
+        .await;
+    let responses = match call {
+        Ok(response) => response.into_inner(),
+        Err(status) if status.code() == Code::Unimplemented => {
+            if tty {
+                ctx.out
+                    .note("This controller cannot attach a terminal; running without one.");
+            }
+            return run_unary(ctx, s, app, command).await;
+        }
+        // The same message (with the app hint) as every other app call.
+        Err(status) => return call_app(app, async { Err::<Response<()>, _>(status) }).await,
+    };
+    let exit_code = if ctx.out.json_mode() {
+        let result = collect_run(responses).await?;
+        ctx.out.json(&result)?;
+        result.exit_code
+    } else if tty {
+        run_in_terminal(responses, requests).await?
+    } else {
+        drop(requests);
+        print_run(responses).await?
+    };
+    exit_with(exit_code)
+}
+
+fn request(kind: run_attached_request::Kind) -> RunAttachedRequest {
+    RunAttachedRequest { kind: Some(kind) }
+}
+
+/// Ends `deis` with the remote command's exit code.
+fn exit_with(code: i32) -> Result<()> {
+    match code {
+        0 => Ok(()),
+        code => Err(Exit(u8::try_from(code).ok().filter(|c| *c != 0).unwrap_or(1)).into()),
+    }
+}
+
+fn stream_error(status: &Status) -> anyhow::Error {
+    anyhow!(describe_status(status))
+}
+
+fn no_exit() -> anyhow::Error {
+    anyhow!("the controller ended the run without its exit status")
+}
+
+/// Writes remote output; `Ok(false)` when stdout's reader went away.
+async fn write_out(out: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> Result<bool> {
+    match async {
+        out.write_all(bytes).await?;
+        out.flush().await
+    }
+    .await
+    {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(err) => Err(anyhow!("cannot print the command's output: {err}")),
+    }
+}
+
+/// Prints output as it arrives; returns the exit code.
+async fn print_run(mut responses: Streaming<RunAttachedResponse>) -> Result<i32> {
+    let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
+    while let Some(message) = responses.message().await.map_err(|s| stream_error(&s))? {
+        match message.kind {
+            Some(run_attached_response::Kind::Stdout(bytes)) => {
+                let reader_left = !write_out(&mut stdout, &bytes).await?;
+                if reader_left {
+                    // `deis run ... | head -1`: stop quietly, as a command
+                    // killed by SIGPIPE would; leaving ends the remote
+                    // command too.
+                    return Ok(0);
+                }
+            }
+            Some(run_attached_response::Kind::Stderr(bytes)) => {
+                // A closed stderr leaves nowhere to report anything.
+                let _ = write_out(&mut stderr, &bytes).await;
+            }
+            Some(run_attached_response::Kind::Exit(exit)) => return Ok(exit.exit_code),
+            None => {}
+        }
+    }
+    Err(no_exit())
+}
+
+/// The whole run as `RunCommand` would have answered it (for `--json`).
+async fn collect_run(mut responses: Streaming<RunAttachedResponse>) -> Result<RunCommandResponse> {
+    let mut output = Vec::new();
+    while let Some(message) = responses.message().await.map_err(|s| stream_error(&s))? {
+        match message.kind {
+            Some(run_attached_response::Kind::Stdout(bytes) | run_attached_response::Kind::Stderr(bytes)) => {
+                output.extend_from_slice(&bytes)
+            }
+            Some(run_attached_response::Kind::Exit(exit)) => {
+                return Ok(RunCommandResponse {
+                    exit_code: exit.exit_code,
+                    output: String::from_utf8_lossy(&output).into_owned(),
+                });
+            }
+            None => {}
+        }
+    }
+    Err(no_exit())
+}
+
+/// `run --tty`: the local terminal in raw mode, keystrokes and window
+/// changes to the command, its screen to ours. Returns the exit code; a
+/// terminating signal here ends the run with 128 + its number.
+async fn run_in_terminal(
+    mut responses: Streaming<RunAttachedResponse>,
+    requests: mpsc::Sender<RunAttachedRequest>,
+) -> Result<i32> {
+    // Registered before raw mode, so a failure leaves the terminal alone.
+    let mut window = signal(SignalKind::window_change())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let _raw = tty::RawMode::enable().context("cannot put the terminal in raw mode")?;
+    forward_stdin(requests.clone())?;
+    let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
+    loop {
+        tokio::select! {
+            message = responses.message() => match message.map_err(|s| stream_error(&s))?.and_then(|m| m.kind) {
+                Some(run_attached_response::Kind::Stdout(bytes)) => {
+                    write_out(&mut stdout, &bytes).await?;
+                }
+                Some(run_attached_response::Kind::Stderr(bytes)) => {
+                    let _ = write_out(&mut stderr, &bytes).await;
+                }
+                Some(run_attached_response::Kind::Exit(exit)) => return Ok(exit.exit_code),
+                None => return Err(no_exit()),
+            },
+            Some(()) = window.recv() => {
+                if let Some((cols, rows)) = tty::size() {
+                    let resize = TtyResize { cols: cols.into(), rows: rows.into() };
+                    let _ = requests.send(request(run_attached_request::Kind::Resize(resize))).await;
+                }
+            }
+            // Leaving closes the connection, which stops the remote command.
+            Some(()) = hangup.recv() => return Ok(128 + 1),
+            Some(()) = interrupt.recv() => return Ok(128 + 2),
+            Some(()) = terminate.recv() => return Ok(128 + 15),
+        }
+    }
+}
+
+/// Sends stdin to the command from a thread of its own: a blocking read on
+/// a terminal cannot be cancelled, and this way it never holds up the end of
+/// the process.
+fn forward_stdin(requests: mpsc::Sender<RunAttachedRequest>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin();
+            let mut buffer = vec![0; STDIN_CHUNK];
+            loop {
+                let kind = match stdin.read(&mut buffer) {
+                    Ok(0) | Err(_) => run_attached_request::Kind::Eof(RunEof {}),
+                    Ok(n) => run_attached_request::Kind::Stdin(buffer[..n].to_vec()),
+                };
+                let last = matches!(kind, run_attached_request::Kind::Eof(_));
+                if requests.blocking_send(request(kind)).is_err() || last {
+                    return;
+                }
+            }
+        })
+        .context("cannot start reading the terminal")?;
+    Ok(())
+}
+
+/// `RunCommand`: the output once the command has ended.
+async fn run_unary(ctx: &Ctx, s: &Session, app: &AppRef, command: &str) -> Result<()> {
     let request = RunCommandRequest {
         app: app.name.clone(),
         command: command.to_owned(),
@@ -366,10 +608,7 @@ async fn run_command(ctx: &Ctx, s: &Session, app: &AppRef, command: &str) -> Res
     } else {
         eprint!("{}", result.output);
     }
-    match result.exit_code {
-        0 => Ok(()),
-        code => Err(Exit(u8::try_from(code).ok().filter(|c| *c != 0).unwrap_or(1)).into()),
-    }
+    exit_with(result.exit_code)
 }
 
 async fn destroy(ctx: &Ctx, s: &Session, app: &AppRef, confirm: Option<String>) -> Result<()> {
@@ -440,6 +679,27 @@ mod tests {
             platform_domain: platform.map(str::to_owned),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn run_takes_tty_only_before_the_command() {
+        use clap::Parser;
+        let parse = |args: &[&str]| match crate::cli::Cli::try_parse_from(args).map(|cli| cli.command) {
+            Ok(crate::cli::Command::Apps(Cmd::Run { app, command })) => (app.tty, command),
+            other => panic!("parsed as {other:?}"),
+        };
+        assert_eq!(
+            parse(&["deis", "run", "-t", "bash"]),
+            (true, vec!["bash".to_owned()])
+        );
+        assert_eq!(
+            parse(&["deis", "apps:run", "--tty", "-a", "web", "--", "ls", "-t"]),
+            (true, vec!["ls".to_owned(), "-t".to_owned()])
+        );
+        assert_eq!(
+            parse(&["deis", "run", "ls", "-t"]),
+            (false, vec!["ls".to_owned(), "-t".to_owned()])
+        );
     }
 
     #[test]

@@ -357,11 +357,14 @@ fn stdin_has_data() -> bool {
 }
 
 /// A map-valued config attribute that has its own topic (`tags:*`,
-/// `registry:*`): listing, setting and unsetting work the same for both.
+/// `registry:*`, `timeouts:*`): listing, setting and unsetting work the same
+/// for all of them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum ConfigMap {
     Tags,
     Registry,
+    /// Termination grace periods per process type (Hephy's `timeouts`).
+    Timeouts,
 }
 
 /// A change to a [`ConfigMap`].
@@ -375,6 +378,33 @@ impl ConfigMap {
         match self {
             ConfigMap::Tags => "tags",
             ConfigMap::Registry => "registry",
+            ConfigMap::Timeouts => "termination_grace_period",
+        }
+    }
+
+    /// The `=== <app> <title>` of the listing.
+    fn title(self) -> &'static str {
+        match self {
+            ConfigMap::Tags => "Tags",
+            ConfigMap::Registry => "Registry",
+            ConfigMap::Timeouts => "Timeouts",
+        }
+    }
+
+    /// The spinner label while a change is applied.
+    fn label(self) -> &'static str {
+        match self {
+            ConfigMap::Tags => "Applying tags...",
+            ConfigMap::Registry => "Applying registry information...",
+            ConfigMap::Timeouts => "Applying timeouts...",
+        }
+    }
+
+    /// What the listing says when the map is empty, if anything.
+    fn when_empty(self) -> Option<&'static str> {
+        match self {
+            ConfigMap::Tags | ConfigMap::Registry => None,
+            ConfigMap::Timeouts => Some("Default (30 sec) or controlled by the runtime"),
         }
     }
 
@@ -382,6 +412,7 @@ impl ConfigMap {
         match self {
             ConfigMap::Tags => &config.tags,
             ConfigMap::Registry => &config.registry,
+            ConfigMap::Timeouts => &config.termination_grace_period,
         }
     }
 
@@ -393,6 +424,10 @@ impl ConfigMap {
             },
             ConfigMap::Registry => SetConfigRequest {
                 registry: map,
+                ..Default::default()
+            },
+            ConfigMap::Timeouts => SetConfigRequest {
+                termination_grace_period: map,
                 ..Default::default()
             },
         }
@@ -409,11 +444,7 @@ impl ConfigMap {
                     MapEdit::Set(pairs) => pb::set_map(pairs),
                     MapEdit::Unset(keys) => pb::unset_map(keys),
                 };
-                let label = match self {
-                    ConfigMap::Tags => "Applying tags...",
-                    ConfigMap::Registry => "Applying registry information...",
-                };
-                apply(ctx, &s, &app, label, self.request(map)).await?
+                apply(ctx, &s, &app, self.label(), self.request(map)).await?
             }
         };
         if ctx.out.json_mode() {
@@ -421,13 +452,11 @@ impl ConfigMap {
                 .out
                 .json_value(&crate::output::to_json(&config)?[self.field()]);
         }
-        let title = match self {
-            ConfigMap::Tags => "Tags",
-            ConfigMap::Registry => "Registry",
-        };
-        ctx.out.header(format!("{} {title}", app.name));
+        ctx.out.header(format!("{} {}", app.name, self.title()));
         let map = self.of(&config);
-        if !map.is_empty() {
+        if let (true, Some(text)) = (map.is_empty(), self.when_empty()) {
+            ctx.out.line(text);
+        } else if !map.is_empty() {
             let rows = crate::output::sorted(map)
                 .into_iter()
                 .map(|(k, v)| (k.clone(), v.clone()));

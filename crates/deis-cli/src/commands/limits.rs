@@ -4,11 +4,11 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use deis_client::v2::{Config, SetConfigRequest};
+use deis_client::v2::{Config, GetPlatformInfoRequest, GetPlatformInfoResponse, SetConfigRequest};
 
 use super::config;
 use crate::cli::AppArg;
-use crate::context::Ctx;
+use crate::context::{Ctx, Session, call};
 use crate::output::sorted;
 use crate::pb;
 use crate::validate::{self, LimitKind};
@@ -79,7 +79,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
         Cmd::List { app } => {
             let app = s.app(app.get())?;
             let config = config::get(&s, &app).await?;
-            return print(ctx, &app.name, &config);
+            return print(ctx, &s, &app.name, &config).await;
         }
         Cmd::Set { app, kind, limits } => {
             let parsed = limits
@@ -96,7 +96,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
     let app = s.app(app.get())?;
     let label = "Applying limits...";
     let config = config::apply(ctx, &s, &app, label, change).await?;
-    print(ctx, &app.name, &config)
+    print(ctx, &s, &app.name, &config).await
 }
 
 fn change(
@@ -115,7 +115,7 @@ fn change(
     }
 }
 
-fn print(ctx: &Ctx, app: &str, config: &Config) -> Result<()> {
+async fn print(ctx: &Ctx, s: &Session, app: &str, config: &Config) -> Result<()> {
     if ctx.out.json_mode() {
         let json = crate::output::to_json(config)?;
         return ctx
@@ -134,5 +134,106 @@ fn print(ctx: &Ctx, app: &str, config: &Config) -> Result<()> {
             );
         }
     }
+    if config.memory.is_empty() && config.cpu.is_empty() {
+        return Ok(());
+    }
+    // Whether the runtime enforces them is a nicety: without an answer
+    // (an older controller, a failed call) nothing more is said.
+    let info = match s.client().await {
+        Ok(client) => call(client.platform().get_platform_info(GetPlatformInfoRequest {}))
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    let notes = info
+        .map(|info| enforcement_notes(config, &info))
+        .unwrap_or_default();
+    if !notes.is_empty() {
+        ctx.out.blank();
+        for note in notes {
+            ctx.out.line(note);
+        }
+    }
     Ok(())
+}
+
+/// One line for each kind of limit that is set but that the platform's
+/// runtime does not fully enforce (as GetPlatformInfo reports it).
+fn enforcement_notes(config: &Config, info: &GetPlatformInfoResponse) -> Vec<String> {
+    [
+        ("memory", &config.memory, info.memory_limits.as_str()),
+        ("CPU", &config.cpu, info.cpu_limits.as_str()),
+    ]
+    .into_iter()
+    .filter(|(_, map, _)| !map.is_empty())
+    .filter_map(|(kind, _, enforcement)| match enforcement {
+        "not-enforced" => Some(format!(
+            "Note: {kind} limits are recorded but not enforced by this platform's runtime."
+        )),
+        "approximated" if kind == "memory" => Some(format!(
+            "Note: {kind} limits are approximated (a data-size rlimit, not a cgroup) by this platform's runtime."
+        )),
+        "approximated" => Some(format!(
+            "Note: {kind} limits are approximated by this platform's runtime."
+        )),
+        // "enforced", or a controller that does not say.
+        _ => None,
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(memory: &[(&str, &str)], cpu: &[(&str, &str)]) -> Config {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        Config {
+            memory: map(memory),
+            cpu: map(cpu),
+            ..Default::default()
+        }
+    }
+
+    fn info(memory: &str, cpu: &str) -> GetPlatformInfoResponse {
+        GetPlatformInfoResponse {
+            memory_limits: memory.into(),
+            cpu_limits: cpu.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn notes_only_for_limits_that_are_set_and_not_enforced() {
+        let both = config(&[("web", "512M")], &[("web", "500m")]);
+        assert_eq!(
+            enforcement_notes(&both, &info("approximated", "not-enforced")),
+            [
+                "Note: memory limits are approximated (a data-size rlimit, not a cgroup) by this platform's runtime.",
+                "Note: CPU limits are recorded but not enforced by this platform's runtime.",
+            ]
+        );
+        assert_eq!(
+            enforcement_notes(&both, &info("not-enforced", "approximated")),
+            [
+                "Note: memory limits are recorded but not enforced by this platform's runtime.",
+                "Note: CPU limits are approximated by this platform's runtime.",
+            ]
+        );
+        assert!(enforcement_notes(&both, &info("enforced", "enforced")).is_empty());
+        // An older controller says nothing: no note.
+        assert!(enforcement_notes(&both, &info("", "")).is_empty());
+        // Only kinds that are set.
+        let memory_only = config(&[("web", "1G")], &[]);
+        assert_eq!(
+            enforcement_notes(&memory_only, &info("not-enforced", "not-enforced")),
+            ["Note: memory limits are recorded but not enforced by this platform's runtime."]
+        );
+        assert!(enforcement_notes(&config(&[], &[]), &info("not-enforced", "not-enforced")).is_empty());
+    }
 }

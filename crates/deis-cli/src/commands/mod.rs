@@ -22,6 +22,7 @@ pub(crate) mod routing;
 mod settings;
 pub(crate) mod shortcuts;
 pub(crate) mod tags;
+pub(crate) mod timeouts;
 pub(crate) mod tls;
 pub(crate) mod users;
 pub(crate) mod version;
@@ -69,6 +70,7 @@ pub(crate) async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Routing(cmd) => routing::run(ctx, cmd).await,
         Command::Shortcuts(cmd) => shortcuts::run(ctx, cmd),
         Command::Tags(cmd) => tags::run(ctx, cmd).await,
+        Command::Timeouts(cmd) => timeouts::run(ctx, cmd).await,
         Command::Tls(cmd) => tls::run(ctx, cmd).await,
         Command::Users(cmd) => users::run(ctx, cmd).await,
         Command::Version(cmd) => version::run(ctx, cmd).await,

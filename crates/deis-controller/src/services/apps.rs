@@ -1,27 +1,48 @@
 //! AppsService and PsService: apps, one-off commands, logs and processes.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use deis_core::{Error, names, summary, validate};
 use deis_proto::v2::{
     CreateAppRequest, CreateAppResponse, DeleteAppRequest, DeleteAppResponse, GetAppRequest, GetAppResponse,
     GetLogsRequest, GetLogsResponse, ListAppsRequest, ListAppsResponse, ListPodsRequest, ListPodsResponse,
-    Pod, RestartPodsRequest, RestartPodsResponse, RunCommandRequest, RunCommandResponse, ScalePodsRequest,
-    ScalePodsResponse, TransferAppRequest, TransferAppResponse, apps_service_server::AppsService,
-    ps_service_server::PsService,
+    Pod, RestartPodsRequest, RestartPodsResponse, RunAttachedRequest, RunAttachedResponse, RunCommandRequest,
+    RunCommandResponse, RunExit, ScalePodsRequest, ScalePodsResponse, TransferAppRequest,
+    TransferAppResponse, apps_service_server::AppsService, ps_service_server::PsService,
+    run_attached_request, run_attached_response,
 };
-use deis_scheduler::{ProcessInfo, ProcessSelector};
+use deis_scheduler::{
+    ProcessInfo, ProcessSelector, RunInput, RunIo, RunOutput, RunSpec, Scheduler, SchedulerError, TtySize,
+};
 use deis_store::{App, StoreError, User};
-use tonic::{Request, Response, Status};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::Api;
 use crate::access::Access;
 use crate::convert::{self, page_request, paged};
-use crate::error::respond;
+use crate::error::{respond, to_status};
 
 /// Default and largest number of log lines.
 const DEFAULT_LOG_LINES: i32 = 100;
 const MAX_LOG_LINES: i32 = 10_000;
+
+/// Messages buffered each way between an attached run and its client.
+const RUN_CHANNEL: usize = 64;
+/// The most stdin one `RunAttached` message may carry.
+const MAX_STDIN_BYTES: usize = 64 * 1024;
+/// How long output may trail a finished run before `exit` is sent anyway
+/// (a runtime should drop its output sender when the run ends).
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+/// The terminal size when the client gives none.
+const DEFAULT_TTY: TtySize = TtySize { cols: 80, rows: 24 };
+
+/// The responses of an attached run.
+type RunAttachedStream = Pin<Box<dyn Stream<Item = Result<RunAttachedResponse, Status>> + Send>>;
 
 fn pod(p: &ProcessInfo) -> Pod {
     Pod {
@@ -40,6 +61,16 @@ fn pods(mut processes: Vec<ProcessInfo>) -> Vec<Pod> {
 }
 
 impl Api {
+    /// The app a one-off command runs in, checked the same way for
+    /// RunCommand and RunAttached: write access and a command.
+    async fn run_target(&self, user: &User, app: &str, command: &str) -> deis_core::Result<App> {
+        let app = self.app_for(user, app, Access::Write).await?;
+        if command.trim().is_empty() {
+            return Err(Error::invalid("command is a required field"));
+        }
+        Ok(app)
+    }
+
     async fn create_named_app(&self, owner: &User, requested: &str) -> deis_core::Result<App> {
         let reserved = &self.inner.config.reserved_names;
         if !requested.is_empty() {
@@ -242,10 +273,7 @@ impl AppsService for Api {
             async {
                 let user = self.caller(&request).await?;
                 let req = request.into_inner();
-                let app = self.app_for(&user, &req.app, Access::Write).await?;
-                if req.command.trim().is_empty() {
-                    return Err(Error::invalid("command is a required field"));
-                }
+                let app = self.run_target(&user, &req.app, &req.command).await?;
                 let outcome = self.0.run_command(&user.username, &app, &req.command).await?;
                 Ok(RunCommandResponse {
                     exit_code: outcome.exit_code,
@@ -254,6 +282,48 @@ impl AppsService for Api {
             }
             .await,
         )
+    }
+
+    type RunAttachedStream = RunAttachedStream;
+
+    async fn run_attached(
+        &self,
+        request: Request<Streaming<RunAttachedRequest>>,
+    ) -> Result<Response<Self::RunAttachedStream>, Status> {
+        let user = self.caller(&request).await.map_err(to_status)?;
+        let mut incoming = request.into_inner();
+        let start = match incoming.message().await? {
+            Some(RunAttachedRequest {
+                kind: Some(run_attached_request::Kind::Start(start)),
+            }) => start,
+            _ => {
+                return Err(to_status(Error::invalid(
+                    "The first RunAttached message must be `start`.",
+                )));
+            }
+        };
+        let app = self
+            .run_target(&user, &start.app, &start.command)
+            .await
+            .map_err(to_status)?;
+        let spec = self
+            .0
+            .run_spec(&user.username, &app, &start.command)
+            .await
+            .map_err(to_status)?;
+        let tty = start
+            .tty
+            .then(|| tty_size(start.cols, start.rows).unwrap_or(DEFAULT_TTY));
+        let (responses, mut outgoing) = mpsc::channel(RUN_CHANNEL);
+        tokio::spawn(attached_run(
+            self.inner.scheduler.clone(),
+            spec,
+            tty,
+            incoming,
+            responses,
+        ));
+        let stream = futures::stream::poll_fn(move |cx| outgoing.poll_recv(cx));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_logs(&self, request: Request<GetLogsRequest>) -> Result<Response<GetLogsResponse>, Status> {
@@ -275,6 +345,167 @@ impl AppsService for Api {
             .await,
         )
     }
+}
+
+/// A terminal size from the wire; `None` when a side is zero.
+fn tty_size(cols: u32, rows: u32) -> Option<TtySize> {
+    let clamp = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+    (cols > 0 && rows > 0).then(|| TtySize {
+        cols: clamp(cols),
+        rows: clamp(rows),
+    })
+}
+
+fn output_response(output: RunOutput) -> RunAttachedResponse {
+    use run_attached_response::Kind;
+    RunAttachedResponse {
+        kind: Some(match output {
+            RunOutput::Stdout(bytes) => Kind::Stdout(bytes),
+            RunOutput::Stderr(bytes) => Kind::Stderr(bytes),
+        }),
+    }
+}
+
+/// How the client's side of an attached run ended.
+enum InputEnd {
+    /// The client closed its stream (after `eof`, or meaning it).
+    Closed,
+    /// The client's stream broke: it went away.
+    Gone,
+    /// The client broke the protocol.
+    Invalid(Status),
+}
+
+/// Forwards the client's messages after `start` to the run's input.
+async fn pump_input(
+    mut incoming: Streaming<RunAttachedRequest>,
+    input: mpsc::Sender<RunInput>,
+    tty: bool,
+) -> InputEnd {
+    use run_attached_request::Kind;
+    let invalid = |message: &str| InputEnd::Invalid(to_status(Error::invalid(message)));
+    let mut eof = false;
+    loop {
+        let message = match incoming.message().await {
+            Ok(Some(message)) => message,
+            Ok(None) => {
+                // Closing the stream ends the input too.
+                if !eof {
+                    let _ = input.send(RunInput::Eof).await;
+                }
+                return InputEnd::Closed;
+            }
+            Err(_) => return InputEnd::Gone,
+        };
+        let forward = match message.kind {
+            Some(Kind::Stdin(bytes)) if bytes.len() > MAX_STDIN_BYTES => {
+                return invalid("A stdin message may carry at most 64 KiB.");
+            }
+            Some(Kind::Stdin(_)) if eof => return invalid("stdin after eof"),
+            Some(Kind::Stdin(bytes)) => RunInput::Stdin(bytes),
+            Some(Kind::Resize(size)) => match tty_size(size.cols, size.rows) {
+                Some(TtySize { cols, rows }) if tty => RunInput::Resize { cols, rows },
+                // Without a terminal, or without a size, there is nothing to resize.
+                _ => continue,
+            },
+            Some(Kind::Eof(_)) if eof => continue,
+            Some(Kind::Eof(_)) => {
+                eof = true;
+                RunInput::Eof
+            }
+            Some(Kind::Start(_)) => return invalid("`start` may only be the first RunAttached message."),
+            None => return invalid("An empty RunAttached message."),
+        };
+        // A runtime that stopped reading input (the command closed stdin)
+        // has dropped its receiver; the input is moot then.
+        let _ = input.send(forward).await;
+    }
+}
+
+/// Runs an attached command and wires its `RunIo` to the client's streams:
+/// output becomes responses as it comes, client messages become input, and
+/// `exit` (or the scheduler's error) ends the responses. When the client
+/// goes away, the output receiver and the input sender are dropped, and the
+/// run is awaited so the runtime can stop the process its own way.
+async fn attached_run(
+    scheduler: Arc<dyn Scheduler>,
+    spec: RunSpec,
+    tty: Option<TtySize>,
+    incoming: Streaming<RunAttachedRequest>,
+    responses: mpsc::Sender<Result<RunAttachedResponse, Status>>,
+) {
+    let (output, mut output_rx) = mpsc::channel(RUN_CHANNEL);
+    let (input, input_rx) = mpsc::channel(RUN_CHANNEL);
+    let io = RunIo {
+        output,
+        input: Some(input_rx),
+        tty,
+    };
+    let mut run = scheduler.run_attached(&spec, io);
+    let mut pump = Box::pin(pump_input(incoming, input, tty.is_some()));
+    let mut pumping = true;
+    let mut output_open = true;
+    let mut exit: Option<Result<i32, SchedulerError>> = None;
+    let mut gone = false;
+    while exit.is_none() || output_open {
+        tokio::select! {
+            result = &mut run, if exit.is_none() => exit = Some(result),
+            chunk = output_rx.recv(), if output_open => match chunk {
+                Some(chunk) => {
+                    if responses.send(Ok(output_response(chunk))).await.is_err() {
+                        gone = true;
+                        break;
+                    }
+                }
+                None => output_open = false,
+            },
+            end = &mut pump, if pumping => {
+                pumping = false;
+                match end {
+                    InputEnd::Closed => {}
+                    InputEnd::Gone => {
+                        gone = true;
+                        break;
+                    }
+                    InputEnd::Invalid(status) => {
+                        let _ = responses.send(Err(status)).await;
+                        gone = true;
+                        break;
+                    }
+                }
+            }
+            () = responses.closed() => {
+                gone = true;
+                break;
+            }
+            () = tokio::time::sleep(OUTPUT_GRACE), if exit.is_some() => output_open = false,
+        }
+    }
+    let app = &spec.release.app;
+    if gone {
+        // Our ends of the RunIo go first: the runtime sees its output
+        // receiver dropped and its input closed without `eof`.
+        drop(output_rx);
+        drop(pump);
+        drop(responses);
+        if exit.is_none() {
+            tracing::info!(app = %app, command = %spec.command, "the client left an attached run; stopping it");
+            let result = run.await;
+            tracing::debug!(app = %app, ?result, "abandoned run ended");
+        }
+        return;
+    }
+    let last = match exit {
+        Some(Ok(exit_code)) => Ok(RunAttachedResponse {
+            kind: Some(run_attached_response::Kind::Exit(RunExit { exit_code })),
+        }),
+        Some(Err(err)) => {
+            tracing::warn!(app = %app, error = %err, "attached run failed");
+            Err(to_status(err.into()))
+        }
+        None => return,
+    };
+    let _ = responses.send(last).await;
 }
 
 #[tonic::async_trait]

@@ -37,6 +37,7 @@ fn changes_of(req: &SetConfigRequest) -> deis_core::Result<ConfigChanges> {
             .healthcheck
             .as_ref()
             .map(|s| serde_json::Value::Object(convert::struct_to_json(s))),
+        termination_grace_period: setting_changes("termination_grace_period", &req.termination_grace_period)?,
     })
 }
 

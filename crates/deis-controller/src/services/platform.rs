@@ -1,4 +1,5 @@
-//! PlatformService: versions and addresses, no token needed.
+//! PlatformService: versions, addresses and what the runtime enforces; no
+//! token needed.
 
 use deis_proto::v2::{
     GetPlatformInfoRequest, GetPlatformInfoResponse, platform_service_server::PlatformService,
@@ -15,6 +16,7 @@ impl PlatformService for Api {
         _: Request<GetPlatformInfoRequest>,
     ) -> Result<Response<GetPlatformInfoResponse>, Status> {
         let c = &self.inner.config;
+        let capabilities = self.inner.scheduler.capabilities();
         Ok(Response::new(GetPlatformInfoResponse {
             api_version: API_VERSION.into(),
             platform_version: PLATFORM_VERSION.into(),
@@ -22,6 +24,8 @@ impl PlatformService for Api {
             builder_port: i32::from(c.builder_port),
             platform_domain: c.platform_domain.clone(),
             registration_mode: c.registration_mode.as_str().into(),
+            memory_limits: capabilities.memory_limits.as_str().into(),
+            cpu_limits: capabilities.cpu_limits.as_str().into(),
         }))
     }
 }

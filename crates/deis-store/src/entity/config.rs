@@ -15,6 +15,8 @@ pub struct Model {
     pub healthcheck: String,
     pub created: DateTimeUtc,
     pub updated: DateTimeUtc,
+    /// `{ptype: "seconds"}` (migration 000002).
+    pub termination_grace_period: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261201_000001_initial;
+mod m20261201_000002_termination_grace_period;
 
 /// The platform's migrator.
 pub struct Migrator;
@@ -12,6 +13,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261201_000001_initial::Migration)]
+        vec![
+            Box::new(m20261201_000001_initial::Migration),
+            Box::new(m20261201_000002_termination_grace_period::Migration),
+        ]
     }
 }

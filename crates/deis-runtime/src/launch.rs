@@ -1,0 +1,177 @@
+//! How an app process starts, like Deis's slugrunner: in the unpacked slug
+//! with HOME pointing at it, `.profile.d/*.sh` sourced, then the Procfile
+//! command run with `bash -c`. Never through anything but bash itself.
+
+use std::path::{Path, PathBuf};
+
+use deis_scheduler::ReleaseSpec;
+
+use crate::limits::Applied;
+
+/// Joins the process's cgroups (so everything it starts is limited from the
+/// first instruction), sources `.profile.d`, and replaces itself with the
+/// command. `$1` is the command; `$2...` are cgroup `procs` files.
+const LAUNCHER: &str = r#"for procs in "${@:2}"; do echo $$ > "$procs" || exit 125; done
+cd "$HOME" || exit 126
+for f in .profile.d/*.sh; do [ -r "$f" ] && . "$f"; done
+unset f procs
+exec bash -c "$1""#;
+
+/// A release unpacked on this machine.
+#[derive(Clone, Debug)]
+pub(crate) struct Unpacked {
+    pub(crate) spec: ReleaseSpec,
+    pub(crate) slug: PathBuf,
+    /// `.release` `config_vars` of the slug (defaults under the app's config).
+    pub(crate) config_vars: Vec<(String, String)>,
+}
+
+impl Unpacked {
+    /// The port a process of this release listens on: the app's own `PORT`
+    /// when its config sets one (user config wins), else `allocated`.
+    pub(crate) fn port(&self, allocated: u16) -> u16 {
+        self.spec
+            .env
+            .get("PORT")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(allocated)
+    }
+
+    /// The environment of a process: the machine's PATH and locale, the
+    /// slug's config vars, the platform's variables and the app's config
+    /// (which wins), then HOME, PORT and DYNO.
+    pub(crate) fn environment(&self, port: u16, dyno: &str) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut set = |key: &str, value: String| {
+            env.retain(|(k, _)| k != key);
+            env.push((key.to_owned(), value));
+        };
+        set(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        );
+        for key in ["LANG", "LC_ALL", "TZ"] {
+            if let Ok(value) = std::env::var(key) {
+                set(key, value);
+            }
+        }
+        for (key, value) in &self.config_vars {
+            set(key, value.clone());
+        }
+        set("PORT", port.to_string());
+        set("DYNO", dyno.to_owned());
+        for (key, value) in &self.spec.env {
+            set(key, value.clone());
+        }
+        set("HOME", self.slug.display().to_string());
+        env
+    }
+}
+
+/// A command line ready to spawn, with or without a terminal.
+#[derive(Clone, Debug)]
+pub(crate) struct Launch {
+    pub(crate) program: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) dir: PathBuf,
+}
+
+impl Launch {
+    /// Runs `command` in `slug` with `env`, inside the limits of `applied`.
+    pub(crate) fn new(slug: &Path, env: Vec<(String, String)>, command: &str, applied: &Applied) -> Launch {
+        let mut args: Vec<String> = applied.prefix.clone();
+        args.extend([
+            "bash".into(),
+            "-c".into(),
+            LAUNCHER.into(),
+            "deis-run".into(),
+            command.into(),
+        ]);
+        args.extend(applied.join.iter().map(|p| p.display().to_string()));
+        let program = args.remove(0);
+        Launch {
+            program,
+            args,
+            env,
+            dir: slug.to_owned(),
+        }
+    }
+
+    /// A tokio command in its own process group, with no other environment.
+    pub(crate) fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.dir)
+            .process_group(0);
+        command
+    }
+
+    /// The same under a pseudo-terminal (which makes it a session leader).
+    pub(crate) fn pty_command(&self) -> pty_process::Command {
+        pty_process::Command::new(&self.program)
+            .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deis_scheduler::{BuildKind, BuildSpec};
+
+    fn unpacked(env: &[(&str, &str)], slug: &Path) -> Unpacked {
+        Unpacked {
+            spec: ReleaseSpec {
+                app: "demo".into(),
+                version: 3,
+                summary: "s".into(),
+                created: chrono::Utc::now(),
+                build: BuildSpec {
+                    uuid: "b".into(),
+                    kind: BuildKind::Buildpack,
+                    image: "i".into(),
+                    sha: "abc".into(),
+                    procfile: Default::default(),
+                },
+                config: Default::default(),
+                env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            },
+            slug: slug.to_owned(),
+            config_vars: vec![
+                ("LANG".into(), "slug-lang".into()),
+                ("GREETING".into(), "slug".into()),
+            ],
+        }
+    }
+
+    #[tokio::test]
+    async fn slugrunner_semantics() {
+        let slug = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(slug.path().join(".profile.d")).unwrap();
+        std::fs::write(slug.path().join(".profile.d/a.sh"), "export FROM_PROFILE=yes\n").unwrap();
+        let release = unpacked(&[("GREETING", "user"), ("DEIS_APP", "demo")], slug.path());
+        let env = release.environment(4321, "web.1");
+        let launch = Launch::new(
+            slug.path(),
+            env,
+            "echo $GREETING $FROM_PROFILE $PORT $DYNO $DEIS_APP $LANG \"$(pwd)\" \"$1\"",
+            &Applied::default(),
+        );
+        let out = launch.command().output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let expected = format!("user yes 4321 web.1 demo slug-lang {} \n", slug.path().display());
+        assert_eq!(
+            text, expected,
+            "user config wins over the slug's config vars; .profile.d is sourced"
+        );
+        // The app's own PORT wins too.
+        assert_eq!(unpacked(&[("PORT", "9000")], slug.path()).port(1234), 9000);
+        assert_eq!(unpacked(&[], slug.path()).port(1234), 1234);
+    }
+}

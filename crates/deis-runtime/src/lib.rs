@@ -1,0 +1,643 @@
+//! The local runtime: every app's release runs as supervised processes on
+//! this machine, the way Piku and Heroku's dyno manager do, so one machine is
+//! a complete platform.
+//!
+//! Architecture invariants: the runtime implements [`Scheduler`] and knows
+//! nothing of the controller or the database; it gets slugs from object
+//! storage, sends output to a [`LogSink`], and publishes ready endpoints on
+//! a watch channel the router reads. Every process it starts is its own
+//! process group, recorded in a ledger on disk, so nothing outlives the
+//! platform across a crash.
+//!
+//! A deploy is zero-downtime: the new release's processes start beside the
+//! old ones; only when every one of them is ready are they published as the
+//! app's endpoints, and only then are the old ones stopped. A release that
+//! does not become ready is refused and the old one keeps serving.
+
+mod launch;
+mod ledger;
+mod limits;
+mod ports;
+mod probe;
+mod process;
+mod run;
+mod slugs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deis_objects::Objects;
+use deis_scheduler::{
+    AppEndpoints, BuildKind, Capabilities, DeploySpec, Endpoint, EndpointsWatch, LogSink, ProcessInfo,
+    ProcessSelector, ProcessState, RunIo, RunSpec, Scheduler, SchedulerError,
+};
+use tokio::sync::watch;
+
+use crate::launch::{Launch, Unpacked};
+use crate::probe::Probe;
+use crate::process::{Process, Services, Spec};
+
+/// Settings of the local runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where unpacked slugs and the process ledger live.
+    pub state_dir: PathBuf,
+    /// Labels of this machine, for `deis tags`.
+    pub node_labels: BTreeMap<String, String>,
+}
+
+/// The local runtime (cheap to clone).
+#[derive(Clone)]
+pub struct LocalRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    slugs: slugs::Slugs,
+    ports: ports::Ports,
+    services: Services,
+    node_labels: BTreeMap<String, String>,
+    apps: Mutex<HashMap<String, AppProcesses>>,
+    endpoints: watch::Sender<Arc<AppEndpoints>>,
+    runs: AtomicU32,
+}
+
+/// An app's processes on this machine.
+#[derive(Default)]
+struct AppProcesses {
+    /// The release that serves (the last one rolled out).
+    current: Option<Arc<Unpacked>>,
+    /// Its formation.
+    structure: BTreeMap<String, i32>,
+    /// The process type that receives traffic.
+    routable: Option<String>,
+    /// Every process not yet stopped (the current release's and, during a
+    /// rollout, the previous one's).
+    processes: Vec<Arc<Process>>,
+}
+
+/// How long a retired process keeps serving after it left the endpoints.
+const DRAIN: Duration = Duration::from_secs(1);
+
+fn failed(message: impl Into<String>) -> SchedulerError {
+    SchedulerError::DeployFailed(message.into())
+}
+
+impl LocalRuntime {
+    /// Starts the runtime: kills whatever a previous run left behind, finds
+    /// out which limits this machine enforces, and starts publishing
+    /// endpoints.
+    pub fn start(
+        config: RuntimeConfig,
+        objects: Objects,
+        logs: Arc<dyn LogSink>,
+    ) -> std::io::Result<LocalRuntime> {
+        std::fs::create_dir_all(&config.state_dir)?;
+        let ledger = Arc::new(ledger::Ledger::open_and_reap(
+            config.state_dir.join("processes.json"),
+        ));
+        let limits = limits::Limits::detect("deis-workflow");
+        let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
+        let runtime = LocalRuntime {
+            inner: Arc::new(Inner {
+                slugs: slugs::Slugs::new(config.state_dir.join("slugs"), objects),
+                ports: ports::Ports::default(),
+                services: Services {
+                    logs,
+                    limits,
+                    ledger,
+                    changed,
+                },
+                node_labels: config.node_labels,
+                apps: Mutex::new(HashMap::new()),
+                endpoints: watch::channel(Arc::new(AppEndpoints::new())).0,
+                runs: AtomicU32::new(0),
+            }),
+        };
+        // Processes report state changes; the endpoints follow.
+        let weak = Arc::downgrade(&runtime.inner);
+        tokio::spawn(async move {
+            while changes.recv().await.is_some() {
+                while changes.try_recv().is_ok() {}
+                let Some(inner) = weak.upgrade() else { return };
+                inner.publish();
+            }
+        });
+        Ok(runtime)
+    }
+}
+
+/// Waits for every future, running them at once.
+async fn futures_join<F: std::future::Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
+    futures::future::join_all(futures).await;
+}
+
+impl Inner {
+    fn lock_apps(&self) -> std::sync::MutexGuard<'_, HashMap<String, AppProcesses>> {
+        self.apps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Recomputes the ready endpoints of every app and publishes them if
+    /// they changed.
+    fn publish(&self) {
+        let endpoints: AppEndpoints = {
+            let apps = self.lock_apps();
+            apps.iter()
+                .filter_map(|(name, app)| {
+                    let routable = app.routable.as_ref()?;
+                    let mut ready: Vec<Endpoint> = app
+                        .processes
+                        .iter()
+                        .filter(|p| {
+                            &p.spec.ptype == routable
+                                && p.is_serving()
+                                && p.status().state == ProcessState::Up
+                        })
+                        .map(|p| Endpoint {
+                            addr: std::net::SocketAddr::from(([127, 0, 0, 1], p.spec.port)),
+                            process: p.name.clone(),
+                            release: format!("v{}", p.spec.release.spec.version),
+                        })
+                        .collect();
+                    ready.sort();
+                    (!ready.is_empty()).then(|| (name.clone(), ready))
+                })
+                .collect()
+        };
+        self.endpoints.send_if_modified(|current| {
+            if **current == endpoints {
+                false
+            } else {
+                *current = Arc::new(endpoints);
+                true
+            }
+        });
+    }
+
+    /// The release to run, unpacked.
+    async fn unpack(&self, spec: &deis_scheduler::ReleaseSpec) -> Result<Arc<Unpacked>, SchedulerError> {
+        if spec.build.kind != BuildKind::Buildpack {
+            return Err(failed(
+                "This runtime runs buildpack slugs; releases of images need the platform's registry and podman, \
+                 which are not set up here.",
+            ));
+        }
+        let slug = self
+            .slugs
+            .unpack(&spec.app, &spec.build.uuid, &spec.build.image)
+            .await
+            .map_err(failed)?;
+        let config_vars = slugs::release_config_vars(&slug);
+        Ok(Arc::new(Unpacked {
+            spec: spec.clone(),
+            slug,
+            config_vars,
+        }))
+    }
+
+    /// Starts one process of a release.
+    fn spawn(
+        &self,
+        release: &Arc<Unpacked>,
+        ptype: &str,
+        index: u32,
+        routable: Option<&str>,
+    ) -> Result<Arc<Process>, SchedulerError> {
+        let spec = &release.spec;
+        let command = spec.build.procfile.get(ptype).cloned().ok_or_else(|| {
+            failed(format!(
+                "Process type {ptype} is not in the Procfile of v{}",
+                spec.version
+            ))
+        })?;
+        let allocated = self
+            .ports
+            .allocate()
+            .map_err(|e| SchedulerError::Unavailable(e.to_string()))?;
+        let port = release.port(allocated);
+        let probes = spec.config.healthcheck_for(ptype);
+        let probe = |name: &str| probes.and_then(|p| p.get(name)).and_then(Probe::from_json);
+        let readiness =
+            probe("readinessProbe").or_else(|| (routable == Some(ptype)).then(Probe::default_tcp));
+        let process = Process::start(
+            Spec {
+                app: spec.app.clone(),
+                ptype: ptype.to_owned(),
+                index,
+                release: release.clone(),
+                command,
+                port,
+                readiness,
+                liveness: probe("livenessProbe"),
+                grace: grace_period(&spec.config, ptype),
+                memory: spec.config.memory.get(ptype).cloned(),
+                cpu: spec.config.cpu.get(ptype).cloned(),
+            },
+            self.services.clone(),
+        );
+        Ok(process)
+    }
+
+    /// Stops processes in the background, giving their ports back. They
+    /// leave the endpoints at once and get SIGTERM only after [`DRAIN`], so
+    /// a router still holding the old endpoints finishes in-flight requests.
+    fn retire(self: &Arc<Self>, processes: Vec<Arc<Process>>) {
+        if processes.is_empty() {
+            return;
+        }
+        for process in &processes {
+            process.set_serving(false);
+        }
+        self.publish();
+        let inner = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(DRAIN).await;
+            futures_join(processes.iter().map(|p| p.stop(None))).await;
+            let mut apps = inner.lock_apps();
+            for process in &processes {
+                inner.ports.release(process.spec.port);
+                if let Some(app) = apps.get_mut(&process.spec.app) {
+                    app.processes.retain(|p| !Arc::ptr_eq(p, process));
+                }
+            }
+        });
+    }
+
+    /// Waits until every process is ready; fails fast when one exits first.
+    async fn await_ready(&self, processes: &[Arc<Process>], timeout: Duration) -> Result<(), SchedulerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for process in processes {
+            let mut status = process.watch();
+            let outcome = tokio::time::timeout_at(
+                deadline,
+                status.wait_for(|s| s.state == ProcessState::Up || (s.exits > 0 && !s.was_ready)),
+            )
+            .await;
+            let explain = |what: String| {
+                let output = process.recent_output();
+                if output.is_empty() {
+                    format!("{what}; it printed nothing.")
+                } else {
+                    format!("{what}. Its last output:\n{}", output.join("\n"))
+                }
+            };
+            match outcome {
+                Ok(Ok(s)) if s.state == ProcessState::Up => {}
+                Ok(_) => {
+                    let code = process.status().last_exit.unwrap_or(1);
+                    return Err(failed(explain(format!(
+                        "{} exited with status {code} before it became ready",
+                        process.dyno()
+                    ))));
+                }
+                Err(_) => {
+                    return Err(failed(explain(format!(
+                        "{} did not become ready within {}s",
+                        process.dyno(),
+                        timeout.as_secs()
+                    ))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts `count` processes of each type, waits for them to be ready,
+    /// and on failure stops them again.
+    async fn start_ready(
+        &self,
+        release: &Arc<Unpacked>,
+        wanted: &[(String, u32)],
+        routable: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Vec<Arc<Process>>, SchedulerError> {
+        let mut started = Vec::new();
+        for (ptype, index) in wanted {
+            match self.spawn(release, ptype, *index, routable) {
+                Ok(process) => started.push(process),
+                Err(err) => {
+                    self.abandon(&started).await;
+                    return Err(err);
+                }
+            }
+        }
+        if let Err(err) = self.await_ready(&started, timeout).await {
+            self.abandon(&started).await;
+            return Err(err);
+        }
+        Ok(started)
+    }
+
+    /// Stops the processes of a failed rollout quickly.
+    async fn abandon(&self, processes: &[Arc<Process>]) {
+        futures_join(processes.iter().map(|p| p.stop(Some(Duration::from_secs(2))))).await;
+        for process in processes {
+            self.ports.release(process.spec.port);
+        }
+    }
+}
+
+/// A process type's grace period: its `termination_grace_period`, else 30 s.
+fn grace_period(config: &deis_core::ConfigData, ptype: &str) -> Duration {
+    config.grace_period(ptype)
+}
+
+/// Processes to start for a formation: `(type, index)` pairs.
+fn formation(structure: &BTreeMap<String, i32>) -> Vec<(String, u32)> {
+    structure
+        .iter()
+        .flat_map(|(ptype, count)| (1..=u32::try_from(*count).unwrap_or(0)).map(move |i| (ptype.clone(), i)))
+        .collect()
+}
+
+/// Whether two specs describe the same release content.
+fn same_release(a: &deis_scheduler::ReleaseSpec, b: &deis_scheduler::ReleaseSpec) -> bool {
+    a.version == b.version && a.build == b.build && a.env == b.env && a.config == b.config
+}
+
+#[async_trait::async_trait]
+impl Scheduler for LocalRuntime {
+    async fn deploy(&self, spec: &DeploySpec) -> Result<(), SchedulerError> {
+        let inner = &self.inner;
+        let app = spec.release.app.clone();
+        let running_same = {
+            let apps = inner.lock_apps();
+            apps.get(&app)
+                .and_then(|a| a.current.as_ref())
+                .is_some_and(|c| same_release(&c.spec, &spec.release))
+        };
+        if running_same {
+            // Re-applying the same release (converge, settings change) only
+            // adjusts the formation and routing.
+            return self.scale(spec).await;
+        }
+        let release = inner.unpack(&spec.release).await?;
+        let started = inner
+            .start_ready(
+                &release,
+                &formation(&spec.structure),
+                spec.routable_type.as_deref(),
+                spec.deploy_timeout,
+            )
+            .await?;
+        let old = {
+            let mut apps = inner.lock_apps();
+            let entry = apps.entry(app.clone()).or_default();
+            for process in &started {
+                process.set_serving(true);
+            }
+            let old: Vec<Arc<Process>> = entry.processes.drain(..).collect();
+            entry.processes = started.iter().cloned().chain(old.iter().cloned()).collect();
+            entry.current = Some(release.clone());
+            entry.structure = spec.structure.clone();
+            entry.routable = spec.routable_type.clone();
+            // The new endpoints replace the old before the old stop.
+            for process in &old {
+                process.set_serving(false);
+            }
+            old
+        };
+        inner.publish();
+        inner.retire(old);
+        // Keep this build's slug and the previous one (for a quick rollback).
+        let keep: Vec<String> = std::iter::once(spec.release.build.uuid.clone()).collect();
+        inner.slugs.prune(&app, &keep).await;
+        Ok(())
+    }
+
+    async fn scale(&self, spec: &DeploySpec) -> Result<(), SchedulerError> {
+        let inner = &self.inner;
+        let app = spec.release.app.clone();
+        let current = {
+            let apps = inner.lock_apps();
+            apps.get(&app)
+                .and_then(|a| a.current.clone())
+                .filter(|c| same_release(&c.spec, &spec.release))
+        };
+        let Some(release) = current else {
+            // Nothing of this release runs here yet (e.g. after a restart).
+            return self.deploy_fresh(spec).await;
+        };
+        // Which processes to add and which to retire, per type.
+        let (wanted, surplus) = {
+            let apps = inner.lock_apps();
+            let running: Vec<Arc<Process>> = apps
+                .get(&app)
+                .map(|a| {
+                    a.processes
+                        .iter()
+                        .filter(|p| {
+                            p.spec.release.spec.version == spec.release.version
+                                && p.status().state != ProcessState::Terminating
+                        })
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut wanted = Vec::new();
+            let mut surplus = Vec::new();
+            let mut types: Vec<&String> = spec.structure.keys().collect();
+            for p in &running {
+                if !types.contains(&&p.spec.ptype) {
+                    types.push(&p.spec.ptype);
+                }
+            }
+            for ptype in types {
+                let desired = u32::try_from(spec.structure.get(ptype).copied().unwrap_or(0)).unwrap_or(0);
+                let mut have: Vec<&Arc<Process>> =
+                    running.iter().filter(|p| &p.spec.ptype == ptype).collect();
+                have.sort_by_key(|p| p.spec.index);
+                for index in 1..=desired {
+                    if !have.iter().any(|p| p.spec.index == index) {
+                        wanted.push((ptype.clone(), index));
+                    }
+                }
+                surplus.extend(have.into_iter().filter(|p| p.spec.index > desired).cloned());
+            }
+            (wanted, surplus)
+        };
+        let started = inner
+            .start_ready(
+                &release,
+                &wanted,
+                spec.routable_type.as_deref(),
+                spec.deploy_timeout,
+            )
+            .await?;
+        {
+            let mut apps = inner.lock_apps();
+            let entry = apps.entry(app).or_default();
+            for process in &started {
+                process.set_serving(true);
+            }
+            entry.processes.extend(started);
+            entry.structure = spec.structure.clone();
+            entry.routable = spec.routable_type.clone();
+        }
+        inner.publish();
+        self.inner.retire(surplus);
+        Ok(())
+    }
+
+    async fn restart(
+        &self,
+        app: &str,
+        selector: &ProcessSelector,
+    ) -> Result<Vec<ProcessInfo>, SchedulerError> {
+        let inner = &self.inner;
+        let (targets, release, routable, timeout) = {
+            let apps = inner.lock_apps();
+            let Some(entry) = apps.get(app) else {
+                return Err(SchedulerError::NotFound(format!(
+                    "{app} has no processes running"
+                )));
+            };
+            let targets: Vec<Arc<Process>> = entry
+                .processes
+                .iter()
+                .filter(|p| p.is_serving() || p.status().state != ProcessState::Terminating)
+                .filter(|p| match selector {
+                    ProcessSelector::All => true,
+                    ProcessSelector::Type(t) => &p.spec.ptype == t,
+                    ProcessSelector::Name(n) => &p.name == n,
+                })
+                .cloned()
+                .collect();
+            (
+                targets,
+                entry.current.clone(),
+                entry.routable.clone(),
+                Duration::from_secs(120),
+            )
+        };
+        if targets.is_empty() && *selector != ProcessSelector::All {
+            return Err(SchedulerError::NotFound(format!(
+                "No process matches {selector:?} in {app}"
+            )));
+        }
+        let Some(release) = release else {
+            return Ok(Vec::new());
+        };
+        // One at a time: start the replacement, wait until it is ready, swap
+        // it in, then stop the old process — no moment without a server.
+        for old in targets {
+            let replacement = inner
+                .start_ready(
+                    &release,
+                    &[(old.spec.ptype.clone(), old.spec.index)],
+                    routable.as_deref(),
+                    timeout,
+                )
+                .await?;
+            {
+                let mut apps = inner.lock_apps();
+                if let Some(entry) = apps.get_mut(app) {
+                    for process in &replacement {
+                        process.set_serving(true);
+                    }
+                    entry.processes.extend(replacement);
+                }
+                old.set_serving(false);
+            }
+            inner.publish();
+            inner.retire(vec![old]);
+        }
+        self.list(app).await
+    }
+
+    async fn run_attached(&self, spec: &RunSpec, io: RunIo) -> Result<i32, SchedulerError> {
+        let inner = &self.inner;
+        let release = inner.unpack(&spec.release).await?;
+        let number = inner.runs.fetch_add(1, Ordering::SeqCst) + 1;
+        let port = inner
+            .ports
+            .allocate()
+            .map_err(|e| SchedulerError::Unavailable(e.to_string()))?;
+        let env = release.environment(release.port(port), &format!("run.{number}"));
+        let launch = Launch::new(&release.slug, env, &spec.command, &Default::default());
+        let bounds = run::Bounds {
+            timeout: spec.timeout,
+            grace: grace_period(&spec.release.config, "run"),
+        };
+        let result = run::run(launch, io, bounds).await;
+        inner.ports.release(port);
+        result
+    }
+
+    async fn list(&self, app: &str) -> Result<Vec<ProcessInfo>, SchedulerError> {
+        let apps = self.inner.lock_apps();
+        Ok(apps
+            .get(app)
+            .map(|entry| {
+                entry
+                    .processes
+                    .iter()
+                    .map(|p| p.info())
+                    .filter(|info| info.state != ProcessState::Down)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn destroy(&self, app: &str) -> Result<(), SchedulerError> {
+        let processes = self
+            .inner
+            .lock_apps()
+            .remove(app)
+            .map(|a| a.processes)
+            .unwrap_or_default();
+        self.inner.publish();
+        futures_join(processes.iter().map(|p| p.stop(None))).await;
+        for process in &processes {
+            self.inner.ports.release(process.spec.port);
+        }
+        self.inner.slugs.remove_app(app).await;
+        Ok(())
+    }
+
+    async fn check_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), SchedulerError> {
+        if tags.iter().all(|(k, v)| self.inner.node_labels.get(k) == Some(v)) {
+            Ok(())
+        } else {
+            Err(SchedulerError::NoMatchingNodes(format!(
+                "No nodes matched the provided labels: {}",
+                deis_scheduler::format_tags(tags)
+            )))
+        }
+    }
+
+    fn endpoints(&self) -> EndpointsWatch {
+        self.inner.endpoints.subscribe()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.services.limits.capabilities()
+    }
+
+    /// Stops every process (the platform is shutting down).
+    async fn shutdown(&self) {
+        let all: Vec<Arc<Process>> = {
+            let mut apps = self.inner.lock_apps();
+            apps.drain().flat_map(|(_, app)| app.processes).collect()
+        };
+        futures_join(all.iter().map(|p| p.stop(None))).await;
+        self.inner.publish();
+    }
+}
+
+impl LocalRuntime {
+    /// A deploy of a release that does not run here at all.
+    async fn deploy_fresh(&self, spec: &DeploySpec) -> Result<(), SchedulerError> {
+        {
+            // Forget a stale current release so `deploy` rolls this one out.
+            let mut apps = self.inner.lock_apps();
+            if let Some(entry) = apps.get_mut(&spec.release.app) {
+                entry.current = None;
+            }
+        }
+        self.deploy(spec).await
+    }
+}

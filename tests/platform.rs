@@ -1,0 +1,172 @@
+//! The whole platform as one binary (`deis-workflow up` with the builder and
+//! the local runtime), driven by the `deis` CLI, git and ssh: a pushed app
+//! runs, config changes roll out, a failing health check keeps a release
+//! out, and after SIGKILL of the platform every app is back within 10 s with
+//! no duplicate processes.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::up::{UpServer, app_processes, deis, deis_in, http_get, ok};
+use support::{copy_dir, sample_app};
+
+fn git(dir: &Path, home: &Path, key: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "alice")
+        .env("GIT_AUTHOR_EMAIL", "alice@example.com")
+        .env("GIT_COMMITTER_NAME", "alice")
+        .env("GIT_COMMITTER_EMAIL", "alice@example.com")
+        .env(
+            "GIT_SSH_COMMAND",
+            format!(
+                "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o LogLevel=ERROR",
+                key.display()
+            ),
+        )
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Waits until the app's web processes are exactly `count` and all answer
+/// `GET /` with a body containing `expect`; returns their pids.
+fn wait_for_web(app: &str, count: usize, expect: &str, within: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let web: Vec<(i32, String, u16)> = app_processes(app)
+            .into_iter()
+            .filter(|(_, dyno, _)| dyno.starts_with("web."))
+            .collect();
+        let answering = web
+            .iter()
+            .filter(|(_, _, port)| {
+                http_get(*port, "/").is_some_and(|(s, body)| s == 200 && body.contains(expect))
+            })
+            .count();
+        if web.len() == count && answering == count {
+            return web.into_iter().map(|(pid, _, _)| pid).collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{app}: wanted {count} web processes answering {expect:?}, have {web:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn push_run_configure_and_survive_a_sigkill() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let server = UpServer::start(data.path(), None, &["--deploy-timeout", "8"]);
+    ok(
+        h,
+        &[
+            "register",
+            &server.url,
+            "--username=alice",
+            "--password=s3cret-pw",
+            "--email=a@example.com",
+        ],
+    );
+    let key = h.join("id_ed25519");
+    assert!(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    ok(h, &["keys:add", key.with_extension("pub").to_str().unwrap()]);
+
+    let repo = tempfile::tempdir().unwrap();
+    copy_dir(&sample_app("python"), repo.path());
+    assert!(git(repo.path(), h, &key, &["init", "-q", "-b", "main"]).0);
+    assert!(git(repo.path(), h, &key, &["add", "-A"]).0);
+    assert!(git(repo.path(), h, &key, &["commit", "-q", "-m", "init"]).0);
+    let out = deis_in(h, repo.path(), &["create", "pyapp"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (pushed, output) = git(repo.path(), h, &key, &["push", "deis", "main"]);
+    assert!(pushed && output.contains("Done, pyapp:v2 deployed"), "{output}");
+    wait_for_web("pyapp", 1, "Hello from Python", Duration::from_secs(5));
+
+    // A config change is a new release, rolled out.
+    ok(h, &["config:set", "GREETING=hi", "-a", "pyapp"]);
+    wait_for_web("pyapp", 1, "Hello from Python hi", Duration::from_secs(5));
+
+    // A readiness check on a path answering 500 keeps the release out; the
+    // old one keeps serving.
+    let out = deis(
+        h,
+        &[
+            "healthchecks:set",
+            "readiness",
+            "httpGet",
+            "5000",
+            "--path=/status/500",
+            "--type=web",
+            "-a",
+            "pyapp",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("did not become ready"),
+        "{stderr}"
+    );
+    let releases = ok(h, &["releases", "-a", "pyapp"]);
+    assert!(
+        releases
+            .lines()
+            .any(|l| l.starts_with("v4") && l.contains("failed")),
+        "{releases}"
+    );
+    wait_for_web("pyapp", 1, "Hello from Python hi", Duration::from_secs(2));
+
+    ok(h, &["ps:scale", "web=2", "-a", "pyapp"]);
+    let before = wait_for_web("pyapp", 2, "hi", Duration::from_secs(10));
+    let ps = ok(h, &["ps", "-a", "pyapp"]);
+    assert!(
+        ps.contains("pyapp-web-1") && ps.contains("pyapp-web-2") && ps.contains("up"),
+        "{ps}"
+    );
+    let logs = ok(h, &["logs", "-a", "pyapp"]);
+    assert!(
+        logs.contains("pyapp[web.1]: ") && logs.contains("GET / HTTP"),
+        "app output reaches deis logs:\n{logs}"
+    );
+
+    // SIGKILL: the app processes outlive the platform, then the next start
+    // kills them and brings the app back at its formation.
+    server.sigkill();
+    assert_eq!(app_processes("pyapp").len(), 2, "the orphans are still there");
+    let started = Instant::now();
+    let server = UpServer::start(data.path(), None, &[]);
+    let after = wait_for_web("pyapp", 2, "hi", Duration::from_secs(10));
+    println!("back after {:?}", started.elapsed());
+    assert!(
+        before.iter().all(|pid| !after.contains(pid)),
+        "the old processes are gone"
+    );
+    assert_eq!(app_processes("pyapp").len(), 2, "no duplicates");
+
+    // Ctrl-C stops the apps too.
+    server.interrupt();
+    assert!(app_processes("pyapp").is_empty());
+}

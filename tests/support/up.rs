@@ -1,0 +1,207 @@
+//! The real `deis-workflow up` binary on free ports with its own data
+//! directory, and the real `deis` CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `deis` binary next to `deis-workflow`, built on demand.
+pub fn deis_binary() -> PathBuf {
+    let server = PathBuf::from(env!("CARGO_BIN_EXE_deis-workflow"));
+    let cli = server.with_file_name("deis");
+    if !cli.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "deis-cli", "--bin", "deis"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the deis CLI failed");
+    }
+    cli
+}
+
+/// A running `deis-workflow up`.
+pub struct UpServer {
+    pub child: Child,
+    /// The controller URL it printed.
+    pub url: String,
+    /// The builder's SSH port it printed.
+    pub builder_port: u16,
+}
+
+impl UpServer {
+    /// Starts `up` on free ports with `data_dir`, optionally on PostgreSQL,
+    /// with `extra` arguments; waits for its ready banner.
+    pub fn start(data_dir: &Path, database_url: Option<&str>, extra: &[&str]) -> UpServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_deis-workflow"));
+        command
+            .args([
+                "up",
+                "--controller-addr",
+                "127.0.0.1:0",
+                "--builder-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--registration-mode", "enabled"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(url) = database_url {
+            command.args(["--database-url", url]);
+        }
+        let mut child = command.spawn().expect("start deis-workflow up");
+        let stdout = child.stdout.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut url, mut builder_port) = (None, None);
+        let mut banner = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            banner.push_str(&line);
+            banner.push('\n');
+            if let Some(rest) = line.trim().strip_prefix("Controller") {
+                url = Some(rest.trim().to_owned());
+            }
+            if let Some(rest) = line.trim().strip_prefix("Git remote   ssh://git@") {
+                builder_port = rest
+                    .split(':')
+                    .nth(1)
+                    .and_then(|p| p.split('/').next())
+                    .and_then(|p| p.parse().ok());
+            }
+            if line.contains("Ctrl-C") || Instant::now() > deadline {
+                break;
+            }
+        }
+        let url = url.unwrap_or_else(|| panic!("no controller URL in:\n{banner}"));
+        let builder_port = builder_port.unwrap_or_else(|| panic!("no git remote in:\n{banner}"));
+        for expected in ["App URLs     http://<app>.localhost:8080", "deis register"] {
+            assert!(banner.contains(expected), "banner lacks {expected:?}:\n{banner}");
+        }
+        UpServer {
+            child,
+            url,
+            builder_port,
+        }
+    }
+
+    /// Ctrl-C, and wait for a clean exit.
+    pub fn interrupt(mut self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "deis-workflow exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "deis-workflow did not stop on Ctrl-C");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: the platform dies without cleaning up anything.
+    pub fn sigkill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for UpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Runs the CLI with `home` as HOME and working directory.
+pub fn deis(home: &Path, args: &[&str]) -> Output {
+    deis_in(home, home, args)
+}
+
+/// Runs the CLI with `home` as HOME in `dir`.
+pub fn deis_in(home: &Path, dir: &Path, args: &[&str]) -> Output {
+    Command::new(deis_binary())
+        .args(args)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env_remove("DEIS_PROFILE")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Runs the CLI and requires success; returns stdout.
+pub fn ok(home: &Path, args: &[&str]) -> String {
+    let out = deis(home, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "deis {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Processes of an app on this machine, found by their environment:
+/// `(pid, dyno, port)`.
+pub fn app_processes(app: &str) -> Vec<(i32, String, u16)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+        let get = |key: &str| {
+            vars.iter()
+                .find_map(|v| v.strip_prefix(format!("{key}=").as_bytes()))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        // The app's own process: what bash exec'd into (python3, node...).
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if zombie || comm.trim() == "bash" {
+            continue;
+        }
+        if get("DEIS_APP").as_deref() == Some(app)
+            && let (Some(dyno), Some(port)) = (get("DYNO"), get("PORT").and_then(|p| p.parse().ok()))
+        {
+            found.push((pid, dyno, port));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// GET `path` on 127.0.0.1:`port`: status and body.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    Some((
+        status,
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    ))
+}
