@@ -21,13 +21,18 @@ use deis_scheduler::{BuildKind, BuildSpec, DeploySpec, NoLogs, ReleaseSpec, Sche
 
 use crate::{Samples, ms};
 
-const SERVER: &str = "import os, http.server\n\
-class H(http.server.BaseHTTPRequestHandler):\n\
-    def do_GET(self):\n\
-        body = os.environ['WORKFLOW_RELEASE'].encode()\n\
-        self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)\n\
-    def log_message(self, *a): pass\n\
-http.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+const SERVER: &str = r#"import os, http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = os.environ['WORKFLOW_RELEASE'].encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()
+"#;
 
 fn get(addr: SocketAddr) -> Option<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;

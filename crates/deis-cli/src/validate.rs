@@ -219,8 +219,18 @@ pub(crate) fn release_version(arg: &str) -> Result<i32> {
 /// Splits a `ps:restart` target into process type and pod name: a pod name
 /// (`<app>-<type>-<hash>-<id>`) gives both, anything else is a type.
 pub(crate) fn restart_target(target: &str, app: &str) -> (String, String) {
-    let short = target.strip_prefix(&format!("{app}-")).unwrap_or(target);
-    match captures(&format!("^({PROC_TYPE}?)-[a-z0-9]{{8,10}}-[a-z0-9]{{5}}$"), short) {
+    // Heroku's dyno name, as `deis logs` shows it: web.1.
+    if let Some(caps) = captures(&format!("^({PROC_TYPE})\\.([0-9]+)$"), target) {
+        return (caps[1].clone(), format!("{app}-{}-{}", caps[1], caps[2]));
+    }
+    let Some(short) = target.strip_prefix(&format!("{app}-")) else {
+        return (target.to_owned(), String::new());
+    };
+    // A Kubernetes pod (myapp-web-1234567890-abcde) or a local process
+    // (myapp-web-1), as `deis ps` shows them.
+    let kubernetes = format!("^({PROC_TYPE}?)-[a-z0-9]{{8,10}}-[a-z0-9]{{5}}$");
+    let local = format!("^({PROC_TYPE}?)-[0-9]+$");
+    match captures(&kubernetes, short).or_else(|| captures(&local, short)) {
         Some(caps) => (caps[1].clone(), target.to_owned()),
         None => (target.to_owned(), String::new()),
     }
@@ -407,5 +417,12 @@ mod tests {
             restart_target("myapp-my-worker-5d8c7f9b4d-x2k9q", "myapp"),
             pair("my-worker", "myapp-my-worker-5d8c7f9b4d-x2k9q")
         );
+        assert_eq!(restart_target("myapp-web-2", "myapp"), pair("web", "myapp-web-2"));
+        assert_eq!(
+            restart_target("myapp-my-worker-10", "myapp"),
+            pair("my-worker", "myapp-my-worker-10")
+        );
+        assert_eq!(restart_target("web.2", "myapp"), pair("web", "myapp-web-2"));
+        assert_eq!(restart_target("web-2", "myapp"), pair("web-2", ""));
     }
 }

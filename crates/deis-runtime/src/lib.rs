@@ -61,12 +61,14 @@ struct Inner {
     services: Services,
     node_labels: BTreeMap<String, String>,
     apps: Mutex<HashMap<String, AppProcesses>>,
+    /// One change at a time per app: deploys, scales, restarts and destroys
+    /// of the same app never interleave.
+    changes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     endpoints: watch::Sender<Arc<AppEndpoints>>,
     runs: AtomicU32,
 }
 
 /// An app's processes on this machine.
-#[derive(Default)]
 struct AppProcesses {
     /// The release that serves (the last one rolled out).
     current: Option<Arc<Unpacked>>,
@@ -74,9 +76,23 @@ struct AppProcesses {
     structure: BTreeMap<String, i32>,
     /// The process type that receives traffic.
     routable: Option<String>,
+    /// How long its processes may take to become ready.
+    deploy_timeout: Duration,
     /// Every process not yet stopped (the current release's and, during a
     /// rollout, the previous one's).
     processes: Vec<Arc<Process>>,
+}
+
+impl Default for AppProcesses {
+    fn default() -> AppProcesses {
+        AppProcesses {
+            current: None,
+            structure: BTreeMap::new(),
+            routable: None,
+            deploy_timeout: Duration::from_secs(120),
+            processes: Vec::new(),
+        }
+    }
 }
 
 /// How long a retired process keeps serving after it left the endpoints.
@@ -113,6 +129,7 @@ impl LocalRuntime {
                 },
                 node_labels: config.node_labels,
                 apps: Mutex::new(HashMap::new()),
+                changes: Mutex::new(HashMap::new()),
                 endpoints: watch::channel(Arc::new(AppEndpoints::new())).0,
                 runs: AtomicU32::new(0),
             }),
@@ -138,6 +155,18 @@ async fn futures_join<F: std::future::Future<Output = ()>>(futures: impl IntoIte
 impl Inner {
     fn lock_apps(&self) -> std::sync::MutexGuard<'_, HashMap<String, AppProcesses>> {
         self.apps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for the app's turn to change.
+    async fn lock_changes(&self, app: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(app.to_owned())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     /// Recomputes the ready endpoints of every app and publishes them if
@@ -249,7 +278,7 @@ impl Inner {
             return;
         }
         for process in &processes {
-            process.set_serving(false);
+            process.retire();
         }
         self.publish();
         let inner = self.clone();
@@ -361,125 +390,13 @@ fn same_release(a: &deis_scheduler::ReleaseSpec, b: &deis_scheduler::ReleaseSpec
 #[async_trait::async_trait]
 impl Scheduler for LocalRuntime {
     async fn deploy(&self, spec: &DeploySpec) -> Result<(), SchedulerError> {
-        let inner = &self.inner;
-        let app = spec.release.app.clone();
-        let running_same = {
-            let apps = inner.lock_apps();
-            apps.get(&app)
-                .and_then(|a| a.current.as_ref())
-                .is_some_and(|c| same_release(&c.spec, &spec.release))
-        };
-        if running_same {
-            // Re-applying the same release (converge, settings change) only
-            // adjusts the formation and routing.
-            return self.scale(spec).await;
-        }
-        let release = inner.unpack(&spec.release).await?;
-        let started = inner
-            .start_ready(
-                &release,
-                &formation(&spec.structure),
-                spec.routable_type.as_deref(),
-                spec.deploy_timeout,
-            )
-            .await?;
-        let old = {
-            let mut apps = inner.lock_apps();
-            let entry = apps.entry(app.clone()).or_default();
-            for process in &started {
-                process.set_serving(true);
-            }
-            let old: Vec<Arc<Process>> = entry.processes.drain(..).collect();
-            entry.processes = started.iter().cloned().chain(old.iter().cloned()).collect();
-            entry.current = Some(release.clone());
-            entry.structure = spec.structure.clone();
-            entry.routable = spec.routable_type.clone();
-            // The new endpoints replace the old before the old stop.
-            for process in &old {
-                process.set_serving(false);
-            }
-            old
-        };
-        inner.publish();
-        inner.retire(old);
-        // Keep this build's slug and the previous one (for a quick rollback).
-        let keep: Vec<String> = std::iter::once(spec.release.build.uuid.clone()).collect();
-        inner.slugs.prune(&app, &keep).await;
-        Ok(())
+        let _turn = self.inner.lock_changes(&spec.release.app).await;
+        self.apply(spec).await
     }
 
     async fn scale(&self, spec: &DeploySpec) -> Result<(), SchedulerError> {
-        let inner = &self.inner;
-        let app = spec.release.app.clone();
-        let current = {
-            let apps = inner.lock_apps();
-            apps.get(&app)
-                .and_then(|a| a.current.clone())
-                .filter(|c| same_release(&c.spec, &spec.release))
-        };
-        let Some(release) = current else {
-            // Nothing of this release runs here yet (e.g. after a restart).
-            return self.deploy_fresh(spec).await;
-        };
-        // Which processes to add and which to retire, per type.
-        let (wanted, surplus) = {
-            let apps = inner.lock_apps();
-            let running: Vec<Arc<Process>> = apps
-                .get(&app)
-                .map(|a| {
-                    a.processes
-                        .iter()
-                        .filter(|p| {
-                            p.spec.release.spec.version == spec.release.version
-                                && p.status().state != ProcessState::Terminating
-                        })
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut wanted = Vec::new();
-            let mut surplus = Vec::new();
-            let mut types: Vec<&String> = spec.structure.keys().collect();
-            for p in &running {
-                if !types.contains(&&p.spec.ptype) {
-                    types.push(&p.spec.ptype);
-                }
-            }
-            for ptype in types {
-                let desired = u32::try_from(spec.structure.get(ptype).copied().unwrap_or(0)).unwrap_or(0);
-                let mut have: Vec<&Arc<Process>> =
-                    running.iter().filter(|p| &p.spec.ptype == ptype).collect();
-                have.sort_by_key(|p| p.spec.index);
-                for index in 1..=desired {
-                    if !have.iter().any(|p| p.spec.index == index) {
-                        wanted.push((ptype.clone(), index));
-                    }
-                }
-                surplus.extend(have.into_iter().filter(|p| p.spec.index > desired).cloned());
-            }
-            (wanted, surplus)
-        };
-        let started = inner
-            .start_ready(
-                &release,
-                &wanted,
-                spec.routable_type.as_deref(),
-                spec.deploy_timeout,
-            )
-            .await?;
-        {
-            let mut apps = inner.lock_apps();
-            let entry = apps.entry(app).or_default();
-            for process in &started {
-                process.set_serving(true);
-            }
-            entry.processes.extend(started);
-            entry.structure = spec.structure.clone();
-            entry.routable = spec.routable_type.clone();
-        }
-        inner.publish();
-        self.inner.retire(surplus);
-        Ok(())
+        let _turn = self.inner.lock_changes(&spec.release.app).await;
+        self.apply(spec).await
     }
 
     async fn restart(
@@ -487,64 +404,8 @@ impl Scheduler for LocalRuntime {
         app: &str,
         selector: &ProcessSelector,
     ) -> Result<Vec<ProcessInfo>, SchedulerError> {
-        let inner = &self.inner;
-        let (targets, release, routable, timeout) = {
-            let apps = inner.lock_apps();
-            let Some(entry) = apps.get(app) else {
-                return Err(SchedulerError::NotFound(format!(
-                    "{app} has no processes running"
-                )));
-            };
-            let targets: Vec<Arc<Process>> = entry
-                .processes
-                .iter()
-                .filter(|p| p.is_serving() || p.status().state != ProcessState::Terminating)
-                .filter(|p| match selector {
-                    ProcessSelector::All => true,
-                    ProcessSelector::Type(t) => &p.spec.ptype == t,
-                    ProcessSelector::Name(n) => &p.name == n,
-                })
-                .cloned()
-                .collect();
-            (
-                targets,
-                entry.current.clone(),
-                entry.routable.clone(),
-                Duration::from_secs(120),
-            )
-        };
-        if targets.is_empty() && *selector != ProcessSelector::All {
-            return Err(SchedulerError::NotFound(format!(
-                "No process matches {selector:?} in {app}"
-            )));
-        }
-        let Some(release) = release else {
-            return Ok(Vec::new());
-        };
-        // One at a time: start the replacement, wait until it is ready, swap
-        // it in, then stop the old process — no moment without a server.
-        for old in targets {
-            let replacement = inner
-                .start_ready(
-                    &release,
-                    &[(old.spec.ptype.clone(), old.spec.index)],
-                    routable.as_deref(),
-                    timeout,
-                )
-                .await?;
-            {
-                let mut apps = inner.lock_apps();
-                if let Some(entry) = apps.get_mut(app) {
-                    for process in &replacement {
-                        process.set_serving(true);
-                    }
-                    entry.processes.extend(replacement);
-                }
-                old.set_serving(false);
-            }
-            inner.publish();
-            inner.retire(vec![old]);
-        }
+        let _turn = self.inner.lock_changes(app).await;
+        self.restart_now(app, selector).await?;
         self.list(app).await
     }
 
@@ -583,6 +444,7 @@ impl Scheduler for LocalRuntime {
     }
 
     async fn destroy(&self, app: &str) -> Result<(), SchedulerError> {
+        let _turn = self.inner.lock_changes(app).await;
         let processes = self
             .inner
             .lock_apps()
@@ -629,15 +491,198 @@ impl Scheduler for LocalRuntime {
 }
 
 impl LocalRuntime {
-    /// A deploy of a release that does not run here at all.
-    async fn deploy_fresh(&self, spec: &DeploySpec) -> Result<(), SchedulerError> {
+    /// Makes the app run `spec` (the caller holds the app's turn). Deploy
+    /// and scale are the same request: when the release already runs, only
+    /// the formation and routing change (scale, converge after a settings
+    /// change); otherwise the release rolls out.
+    async fn apply(&self, spec: &DeploySpec) -> Result<(), SchedulerError> {
+        let current = {
+            let apps = self.inner.lock_apps();
+            apps.get(&spec.release.app)
+                .and_then(|a| a.current.clone())
+                .filter(|c| same_release(&c.spec, &spec.release))
+        };
+        match current {
+            Some(release) => self.adjust(spec, release).await,
+            None => self.roll_out(spec).await,
+        }
+    }
+
+    /// Starts a new release beside the old one, publishes it once ready,
+    /// then retires the old processes.
+    async fn roll_out(&self, spec: &DeploySpec) -> Result<(), SchedulerError> {
+        let inner = &self.inner;
+        let app = spec.release.app.clone();
+        let release = inner.unpack(&spec.release).await?;
+        let started = inner
+            .start_ready(
+                &release,
+                &formation(&spec.structure),
+                spec.routable_type.as_deref(),
+                spec.deploy_timeout,
+            )
+            .await?;
+        let old = {
+            let mut apps = inner.lock_apps();
+            let entry = apps.entry(app.clone()).or_default();
+            for process in &started {
+                process.set_serving(true);
+            }
+            let old: Vec<Arc<Process>> = entry.processes.drain(..).collect();
+            entry.processes = started.iter().cloned().chain(old.iter().cloned()).collect();
+            entry.current = Some(release.clone());
+            entry.structure = spec.structure.clone();
+            entry.routable = spec.routable_type.clone();
+            entry.deploy_timeout = spec.deploy_timeout;
+            // The new endpoints replace the old before the old stop.
+            for process in &old {
+                process.retire();
+            }
+            old
+        };
+        // Keep this build's slug and the previous one: the retired
+        // processes still run from it while they drain, and a rollback to it
+        // starts without unpacking.
+        let keep: Vec<String> = std::iter::once(spec.release.build.uuid.clone())
+            .chain(old.iter().map(|p| p.spec.release.spec.build.uuid.clone()))
+            .collect();
+        inner.publish();
+        inner.retire(old);
+        inner.slugs.prune(&app, &keep).await;
+        Ok(())
+    }
+
+    /// Starts and retires processes of the running release to match the
+    /// formation.
+    async fn adjust(&self, spec: &DeploySpec, release: Arc<Unpacked>) -> Result<(), SchedulerError> {
+        let inner = &self.inner;
+        let app = spec.release.app.clone();
+        // Which processes to add and which to retire, per type.
+        let (wanted, surplus) = {
+            let apps = inner.lock_apps();
+            let running: Vec<Arc<Process>> = apps
+                .get(&app)
+                .map(|a| {
+                    a.processes
+                        .iter()
+                        .filter(|p| p.spec.release.spec.version == spec.release.version && p.is_current())
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut wanted = Vec::new();
+            let mut surplus = Vec::new();
+            let mut types: Vec<&String> = spec.structure.keys().collect();
+            for p in &running {
+                if !types.contains(&&p.spec.ptype) {
+                    types.push(&p.spec.ptype);
+                }
+            }
+            for ptype in types {
+                let desired = u32::try_from(spec.structure.get(ptype).copied().unwrap_or(0)).unwrap_or(0);
+                let mut have: Vec<&Arc<Process>> =
+                    running.iter().filter(|p| &p.spec.ptype == ptype).collect();
+                have.sort_by_key(|p| p.spec.index);
+                for index in 1..=desired {
+                    if !have.iter().any(|p| p.spec.index == index) {
+                        wanted.push((ptype.clone(), index));
+                    }
+                }
+                surplus.extend(have.into_iter().filter(|p| p.spec.index > desired).cloned());
+            }
+            (wanted, surplus)
+        };
+        let started = inner
+            .start_ready(
+                &release,
+                &wanted,
+                spec.routable_type.as_deref(),
+                spec.deploy_timeout,
+            )
+            .await?;
         {
-            // Forget a stale current release so `deploy` rolls this one out.
-            let mut apps = self.inner.lock_apps();
-            if let Some(entry) = apps.get_mut(&spec.release.app) {
-                entry.current = None;
+            let mut apps = inner.lock_apps();
+            let entry = apps.entry(app).or_default();
+            for process in &started {
+                process.set_serving(true);
+            }
+            entry.processes.extend(started);
+            entry.structure = spec.structure.clone();
+            entry.routable = spec.routable_type.clone();
+            entry.deploy_timeout = spec.deploy_timeout;
+        }
+        inner.publish();
+        self.inner.retire(surplus);
+        Ok(())
+    }
+
+    /// Replaces the selected processes one by one (the caller holds the
+    /// app's turn).
+    async fn restart_now(&self, app: &str, selector: &ProcessSelector) -> Result<(), SchedulerError> {
+        let inner = &self.inner;
+        let (targets, release, routable, timeout) = {
+            let apps = inner.lock_apps();
+            let no_processes = AppProcesses::default();
+            let entry = apps.get(app).unwrap_or(&no_processes);
+            let targets: Vec<Arc<Process>> = entry
+                .processes
+                .iter()
+                .filter(|p| p.is_current())
+                .filter(|p| match selector {
+                    ProcessSelector::All => true,
+                    ProcessSelector::Type(t) => &p.spec.ptype == t,
+                    ProcessSelector::Name(n) => &p.name == n,
+                })
+                .cloned()
+                .collect();
+            (
+                targets,
+                entry.current.clone(),
+                entry.routable.clone(),
+                entry.deploy_timeout,
+            )
+        };
+        match selector {
+            _ if !targets.is_empty() => {}
+            ProcessSelector::All => {}
+            ProcessSelector::Type(ptype) => {
+                return Err(SchedulerError::NotFound(format!(
+                    "No {ptype} processes run in {app}."
+                )));
+            }
+            ProcessSelector::Name(name) => {
+                return Err(SchedulerError::NotFound(format!(
+                    "No process named {name} runs in {app}."
+                )));
             }
         }
-        self.deploy(spec).await
+        let Some(release) = release else {
+            return Ok(());
+        };
+        // One at a time: start the replacement, wait until it is ready, swap
+        // it in, then stop the old process — no moment without a server.
+        for old in targets {
+            let replacement = inner
+                .start_ready(
+                    &release,
+                    &[(old.spec.ptype.clone(), old.spec.index)],
+                    routable.as_deref(),
+                    timeout,
+                )
+                .await?;
+            {
+                let mut apps = inner.lock_apps();
+                if let Some(entry) = apps.get_mut(app) {
+                    for process in &replacement {
+                        process.set_serving(true);
+                    }
+                    entry.processes.extend(replacement);
+                }
+                old.retire();
+            }
+            inner.publish();
+            inner.retire(vec![old]);
+        }
+        Ok(())
     }
 }

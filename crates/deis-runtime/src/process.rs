@@ -77,6 +77,8 @@ pub(crate) struct Process {
     started: Mutex<Option<DateTime<Utc>>>,
     /// Whether the router may send it traffic (set by the deploy logic).
     serving: AtomicBool,
+    /// Replaced or scaled away: draining, then stopping.
+    retired: AtomicBool,
     stop: watch::Sender<bool>,
     recent: Mutex<VecDeque<String>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -99,6 +101,7 @@ impl Process {
             .0,
             started: Mutex::new(None),
             serving: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             stop: watch::channel(false).0,
             recent: Mutex::new(VecDeque::new()),
             task: Mutex::new(None),
@@ -125,6 +128,17 @@ impl Process {
         self.serving.store(serving, Ordering::SeqCst);
     }
 
+    /// Takes it out of service for good; it shows as terminating from now on.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.set_serving(false);
+    }
+
+    /// Serving, or about to: neither retired nor stopped.
+    pub(crate) fn is_current(&self) -> bool {
+        !self.retired.load(Ordering::SeqCst) && self.is_serving()
+    }
+
     /// `web.1`.
     pub(crate) fn dyno(&self) -> String {
         format!("{}.{}", self.spec.ptype, self.spec.index)
@@ -144,7 +158,11 @@ impl Process {
         ProcessInfo {
             name: self.name.clone(),
             ptype: self.spec.ptype.clone(),
-            state: self.status().state,
+            state: match self.status().state {
+                ProcessState::Down => ProcessState::Down,
+                _ if self.retired.load(Ordering::SeqCst) => ProcessState::Terminating,
+                state => state,
+            },
             release: self.spec.release.spec.version,
             started: *self.started.lock().unwrap_or_else(|p| p.into_inner()),
         }
@@ -154,7 +172,7 @@ impl Process {
     /// gone; `grace` overrides the grace period (for processes of a failed
     /// rollout, which nobody is waiting on).
     pub(crate) async fn stop(&self, grace: Option<Duration>) {
-        self.set_serving(false);
+        self.retire();
         if let Some(grace) = grace {
             *self.grace_override.lock().unwrap_or_else(|p| p.into_inner()) = Some(grace);
         }

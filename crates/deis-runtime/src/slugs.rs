@@ -13,11 +13,18 @@ const DONE: &str = ".deis-unpacked";
 pub(crate) struct Slugs {
     root: PathBuf,
     objects: Objects,
+    /// Unpacking, pruning and removal one at a time, so a one-off run
+    /// never sees a slug half unpacked or pruned under it.
+    busy: tokio::sync::Mutex<()>,
 }
 
 impl Slugs {
     pub(crate) fn new(root: PathBuf, objects: Objects) -> Slugs {
-        Slugs { root, objects }
+        Slugs {
+            root,
+            objects,
+            busy: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn app_dir(&self, app: &str) -> PathBuf {
@@ -27,6 +34,7 @@ impl Slugs {
     /// The directory of a build's slug, unpacking it from object storage
     /// (`key`) the first time.
     pub(crate) async fn unpack(&self, app: &str, build_uuid: &str, key: &str) -> Result<PathBuf, String> {
+        let _busy = self.busy.lock().await;
         let dir = self.app_dir(app).join(build_uuid);
         if dir.join(DONE).exists() {
             return Ok(dir);
@@ -67,6 +75,7 @@ impl Slugs {
 
     /// Removes an app's unpacked slugs except those of `keep` builds.
     pub(crate) async fn prune(&self, app: &str, keep: &[String]) {
+        let _busy = self.busy.lock().await;
         let Ok(mut entries) = tokio::fs::read_dir(self.app_dir(app)).await else {
             return;
         };
@@ -80,6 +89,7 @@ impl Slugs {
 
     /// Removes every unpacked slug of an app.
     pub(crate) async fn remove_app(&self, app: &str) {
+        let _busy = self.busy.lock().await;
         let _ = tokio::fs::remove_dir_all(self.app_dir(app)).await;
     }
 }

@@ -428,6 +428,24 @@ async fn scaling_restarting_and_crash_loops() {
     let (status, pid_after) = get(addr, "/pid").unwrap();
     assert_eq!(status, 200);
     assert_ne!(pid_before, pid_after, "a new process answers");
+    let err = env
+        .runtime
+        .restart("scaly", &ProcessSelector::Name("scaly-web-7".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SchedulerError::NotFound("No process named scaly-web-7 runs in scaly.".into())
+    );
+    let err = env
+        .runtime
+        .restart("scaly", &ProcessSelector::Type("clock".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SchedulerError::NotFound("No clock processes run in scaly.".into())
+    );
 
     // A crashing worker is restarted with growing delays and shows as crashed.
     env.runtime
@@ -460,6 +478,63 @@ async fn scaling_restarting_and_crash_loops() {
     // 0.5 + 1 + 2 s of backoff fit in 4 s: three or four runs, not hundreds.
     assert!((2..=5).contains(&runs), "{runs} runs in 4 s: {flaky:?}");
     assert!(flaky.iter().any(|l| l.text == "Process exited with status 1"));
+    env.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_in_quick_succession_leave_exactly_the_formation() {
+    let env = Env::new();
+    let image = env.web_slug("q1").await;
+    let v1 = deploy_spec(release("quick", 1, "q1", &image, WEB, &[]), &[("web", 2)]);
+    env.runtime.deploy(&v1).await.unwrap();
+    let v2 = deploy_spec(
+        release("quick", 2, "q1", &image, WEB, &[("GREETING", "v2")]),
+        &[("web", 2)],
+    );
+    env.runtime.deploy(&v2).await.unwrap();
+    // Right after a deploy the old processes drain: listed as terminating,
+    // never as up, and never restarted.
+    let ps = env.runtime.list("quick").await.unwrap();
+    assert!(
+        ps.iter()
+            .all(|p| (p.release == 1) == (p.state == ProcessState::Terminating)),
+        "{ps:?}"
+    );
+    // A restart, a scale and another restart at once.
+    let scale_up = deploy_spec(v2.release.clone(), &[("web", 3)]);
+    let web = ProcessSelector::Type("web".into());
+    let (a, b, c) = tokio::join!(
+        env.runtime.restart("quick", &ProcessSelector::All),
+        env.runtime.scale(&scale_up),
+        env.runtime.restart("quick", &web),
+    );
+    a.unwrap();
+    b.unwrap();
+    c.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ps = env.runtime.list("quick").await.unwrap();
+        let mut names: Vec<String> = ps.iter().map(|p| p.name.clone()).collect();
+        names.sort();
+        if names == ["quick-web-1", "quick-web-2", "quick-web-3"]
+            && ps.iter().all(|p| p.state == ProcessState::Up && p.release == 2)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ps:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let endpoints = endpoints(&env.runtime, "quick");
+    assert_eq!(endpoints.len(), 3);
+    for addr in endpoints {
+        assert_eq!(get(addr, "/").unwrap().1.split(' ').next(), Some("v2"));
+    }
+    // Only the running build's slug stays unpacked.
+    let slugs: Vec<_> = std::fs::read_dir(env.dir.path().join("runtime/slugs/quick"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(slugs, ["q1"]);
     env.runtime.shutdown().await;
 }
 

@@ -26,7 +26,7 @@ pub(crate) enum Cmd {
     Restart {
         #[command(flatten)]
         app: AppArg,
-        /// A process type (web) or a process name (myapp-web-1234567890-abcde)
+        /// A process type (web), or one process: web.1, or its name as `deis ps` shows it (myapp-web-1)
         #[arg(value_name = "TYPE|NAME")]
         target: Option<String>,
     },
@@ -126,6 +126,12 @@ async fn list(ctx: &Ctx, s: &Session, app: &AppRef) -> Result<()> {
     Ok(())
 }
 
+/// web-1, web-2, ..., web-10: by instance number, not by name.
+fn instance_order(name: &str) -> (bool, Option<u64>, &str) {
+    let number = name.rsplit_once('-').and_then(|(_, n)| n.parse::<u64>().ok());
+    (number.is_none(), number, name)
+}
+
 /// Deis's process listing: `=== <app> Processes`, then per type `--- web:`
 /// and `<name> <state> (<release>)` lines (also used by `apps:info`).
 pub(crate) fn print_processes(ctx: &Ctx, app: &str, pods: &[Pod]) {
@@ -134,11 +140,22 @@ pub(crate) fn print_processes(ctx: &Ctx, app: &str, pods: &[Pod]) {
     for pod in pods {
         by_type.entry(pod.r#type.as_str()).or_default().push(pod);
     }
-    for (proc_type, pods) in by_type {
+    for (proc_type, mut pods) in by_type {
+        pods.sort_by_key(|pod| instance_order(&pod.name));
         ctx.out.line(format!("--- {proc_type}:"));
         for pod in pods {
             ctx.out
                 .line(format!("{} {} ({})", pod.name, pod.state, pod.release));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn instances_list_in_numeric_order() {
+        let mut names = ["app-web-10", "app-web-2", "app-web-1", "app-web-x"];
+        names.sort_by_key(|name| super::instance_order(name));
+        assert_eq!(names, ["app-web-1", "app-web-2", "app-web-10", "app-web-x"]);
     }
 }

@@ -197,6 +197,8 @@ impl Api {
         } else {
             ProcessSelector::All
         };
+        // Not while a release of the app rolls out.
+        let _guard = self.lock_app(&app.uuid).await;
         let processes = self.inner.scheduler.restart(&app.name, &selector).await?;
         self.inner
             .events
