@@ -4,6 +4,8 @@
 //! local files in one data directory); the other subcommands run one
 //! component each, for split deployments.
 
+mod routing;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +41,10 @@ enum Command {
     Builder(BuilderArgs),
     /// Apply database migrations and exit.
     Migrate(StoreArgs),
+    /// Run only the edge router (reads the routing feed), for split deployments.
+    Router(routing::RouterArgs),
+    /// Print an Envoy bootstrap that reads this platform's routing feed.
+    EnvoyBootstrap(routing::EnvoyBootstrapArgs),
     /// Print the version.
     Version,
     /// Internal: git hooks of the builder's repositories.
@@ -173,6 +179,11 @@ struct UpArgs {
     runtime: RuntimeOpts,
     #[command(flatten)]
     builder: BuilderOpts,
+    #[command(flatten)]
+    router: routing::RouterOpts,
+    /// Which router serves apps: the embedded one, or none (run Envoy on the routing feed instead).
+    #[arg(long = "router", env = "DEIS_ROUTER", value_enum, default_value = "embedded")]
+    router_kind: routing::RouterKind,
     /// The secret platform components authenticate with (default: generated into the data directory).
     #[arg(long, env = "DEIS_PLATFORM_SECRET", hide_env_values = true)]
     platform_secret: Option<String>,
@@ -188,6 +199,8 @@ struct ControllerArgs {
     controller: ControllerOpts,
     #[command(flatten)]
     runtime: RuntimeOpts,
+    #[command(flatten)]
+    router: routing::RouterOpts,
     /// Host name users push to, shown in git remotes.
     #[arg(long, env = "DEIS_BUILDER_HOST", default_value = "127.0.0.1")]
     builder_host: String,
@@ -228,7 +241,7 @@ fn default_data_dir() -> PathBuf {
 
 /// Creates the data directory, readable by nobody else: it holds the
 /// platform secret, host keys and every user's certificates.
-fn ensure_data_dir(dir: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn ensure_data_dir(dir: Option<&Path>) -> Result<PathBuf> {
     let dir = dir.map_or_else(default_data_dir, Path::to_owned);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
@@ -351,7 +364,7 @@ fn platform_secret(given: Option<&str>, data_dir: &Path) -> Result<PlatformSecre
     })
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -408,7 +421,26 @@ async fn up(args: UpArgs) -> Result<()> {
         .config(builder_host.clone(), builder.ssh_addr.port());
     let logs = Arc::new(EventLog::default());
     let scheduler = args.runtime.start(&data_dir, objects, logs.clone())?;
-    let controller = Controller::new(store, scheduler.clone(), config, secret, logs);
+    let xds_token = routing::xds_token(&secret);
+    let controller = Controller::new(store, scheduler.clone(), config, secret, logs.clone());
+    let router_settings = args.router.settings(
+        &args.controller.platform_domain,
+        args.controller.router_port,
+        Some(builder.ssh_addr),
+    )?;
+    let (xds_addr, _feed) = routing::start_feed(
+        &controller,
+        router_settings,
+        args.router.xds_addr,
+        xds_token.clone(),
+    )
+    .await?;
+    let router = match args.router_kind {
+        routing::RouterKind::Embedded => {
+            Some(routing::start_embedded_router(xds_addr, xds_token, logs, Duration::from_secs(5)).await)
+        }
+        routing::RouterKind::None => None,
+    };
 
     println!("deis-workflow {} is up.", env!("CARGO_PKG_VERSION"));
     println!();
@@ -421,6 +453,7 @@ async fn up(args: UpArgs) -> Result<()> {
         "  App URLs     http://<app>.{}:{}",
         args.controller.platform_domain, args.controller.router_port
     );
+    println!("  Routing feed {xds_addr} (xDS; `deis-workflow envoy-bootstrap` for Envoy)");
     println!("  Data         {}", data_dir.display());
     println!();
     println!("Next:");
@@ -432,6 +465,9 @@ async fn up(args: UpArgs) -> Result<()> {
 
     serve_controller(controller, listener).await?;
     builder.shutdown();
+    if let Some(router) = router {
+        router.shutdown().await;
+    }
     eprintln!("Stopping apps...");
     scheduler.shutdown().await;
     eprintln!("deis-workflow stopped.");
@@ -448,7 +484,14 @@ async fn controller(args: ControllerArgs) -> Result<()> {
     let objects = args.objects.open(&data_dir)?;
     let logs = Arc::new(EventLog::default());
     let scheduler = args.runtime.start(&data_dir, objects, logs.clone())?;
+    let xds_token = routing::xds_token(&secret);
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs);
+    let router_settings = args.router.settings(
+        &args.controller.platform_domain,
+        args.controller.router_port,
+        None,
+    )?;
+    routing::start_feed(&controller, router_settings, args.router.xds_addr, xds_token).await?;
     tracing::info!(addr = %listener.local_addr()?, "controller listening");
     serve_controller(controller, listener).await?;
     scheduler.shutdown().await;
@@ -490,6 +533,8 @@ async fn main() -> Result<()> {
         Command::Up(args) => up(args).await,
         Command::Controller(args) => controller(args).await,
         Command::Builder(args) => builder(args).await,
+        Command::EnvoyBootstrap(args) => routing::envoy_bootstrap(&args),
+        Command::Router(args) => routing::router(args).await,
         Command::Migrate(args) => {
             args.open().await?;
             println!("Database is up to date.");

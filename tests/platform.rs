@@ -6,41 +6,9 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::up::{UpServer, app_processes, deis, deis_in, http_get, ok};
-use support::{copy_dir, sample_app};
-
-fn git(dir: &Path, home: &Path, key: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "alice")
-        .env("GIT_AUTHOR_EMAIL", "alice@example.com")
-        .env("GIT_COMMITTER_NAME", "alice")
-        .env("GIT_COMMITTER_EMAIL", "alice@example.com")
-        .env(
-            "GIT_SSH_COMMAND",
-            format!(
-                "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o LogLevel=ERROR",
-                key.display()
-            ),
-        )
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use support::up::{UpServer, app_processes, deis, http_get, ok, register_and_push};
 
 /// Waits until the app's web processes are exactly `count` and all answer
 /// `GET /` with a body containing `expect`; returns their pids.
@@ -74,36 +42,7 @@ fn push_run_configure_and_survive_a_sigkill() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let server = UpServer::start(data.path(), None, &["--deploy-timeout", "8"]);
-    ok(
-        h,
-        &[
-            "register",
-            &server.url,
-            "--username=alice",
-            "--password=s3cret-pw",
-            "--email=a@example.com",
-        ],
-    );
-    let key = h.join("id_ed25519");
-    assert!(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
-    ok(h, &["keys:add", key.with_extension("pub").to_str().unwrap()]);
-
-    let repo = tempfile::tempdir().unwrap();
-    copy_dir(&sample_app("python"), repo.path());
-    assert!(git(repo.path(), h, &key, &["init", "-q", "-b", "main"]).0);
-    assert!(git(repo.path(), h, &key, &["add", "-A"]).0);
-    assert!(git(repo.path(), h, &key, &["commit", "-q", "-m", "init"]).0);
-    let out = deis_in(h, repo.path(), &["create", "pyapp"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (pushed, output) = git(repo.path(), h, &key, &["push", "deis", "main"]);
-    assert!(pushed && output.contains("Done, pyapp:v2 deployed"), "{output}");
+    let _repo = register_and_push(&server, h, "python", "pyapp");
     wait_for_web("pyapp", 1, "Hello from Python", Duration::from_secs(5));
 
     // A config change is a new release, rolled out.

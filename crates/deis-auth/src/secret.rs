@@ -58,11 +58,34 @@ impl PlatformSecret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A credential for one purpose only (e.g. `xds`: what Envoy presents
+    /// to read the routing feed), derived from the secret so that handing
+    /// it out does not hand out the secret.
+    pub fn derive(&self, purpose: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(b"deis-workflow/");
+        hash.update(purpose.as_bytes());
+        hash.update(b"/");
+        hash.update(self.0.as_bytes());
+        hex::encode(hash.finalize())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_credentials_differ_by_purpose_and_secret() {
+        let a = PlatformSecret::new("a".repeat(40)).unwrap();
+        let b = PlatformSecret::new("b".repeat(40)).unwrap();
+        assert_eq!(a.derive("xds"), a.derive("xds"));
+        assert_ne!(a.derive("xds"), a.derive("other"));
+        assert_ne!(a.derive("xds"), b.derive("xds"));
+        assert!(!a.derive("xds").contains(a.expose()));
+    }
 
     #[test]
     fn created_once_then_reloaded() {

@@ -12,6 +12,7 @@ mod convert;
 mod error;
 mod events;
 mod release;
+mod routing;
 mod services;
 
 use std::collections::HashMap;
@@ -131,6 +132,7 @@ pub(crate) struct Inner {
     pub(crate) secret: PlatformSecret,
     pub(crate) limiter: LoginLimiter,
     pub(crate) events: Arc<EventLog>,
+    routing: routing::Routing,
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -159,6 +161,7 @@ impl Controller {
                 secret,
                 limiter,
                 events,
+                routing: routing::Routing::new(),
                 app_locks: Mutex::new(HashMap::new()),
             }),
         }

@@ -331,35 +331,46 @@ pub fn domain_to_unicode(ace: &str) -> String {
 /// Validates a whitelist entry: an IP address, a network, or an interface
 /// (address with prefix, host bits allowed), as Python's `ipaddress` accepts.
 pub fn whitelist_address(a: &str) -> Result<()> {
-    if parse_ip_entry(a).is_some() {
+    if whitelist_network(a).is_some() {
         Ok(())
     } else {
         Err(Error::invalid(format!("The address {} is not valid", shown(a))))
     }
 }
 
-/// Parses `addr`, `addr/prefixlen`, or (IPv4) `addr/netmask` / `addr/hostmask`.
-fn parse_ip_entry(a: &str) -> Option<()> {
-    match a.split_once('/') {
-        None => a.parse::<IpAddr>().ok().map(|_| ()),
+/// The network a whitelist entry means: `addr`, `addr/prefixlen`, or (IPv4,
+/// as Python's `ip_network` accepts) `addr/netmask` or `addr/hostmask`.
+pub fn whitelist_network(a: &str) -> Option<ipnet::IpNet> {
+    let (addr, prefix) = match a.split_once('/') {
+        None => {
+            let addr: IpAddr = a.parse().ok()?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            (addr, max)
+        }
         Some((addr, mask)) => {
             let addr: IpAddr = addr.parse().ok()?;
             let max = if addr.is_ipv4() { 32 } else { 128 };
             if !mask.is_empty() && mask.len() <= 3 && mask.bytes().all(|b| b.is_ascii_digit()) {
-                let len: u32 = mask.parse().ok()?;
-                return (len <= max).then_some(());
+                let len: u8 = mask.parse().ok()?;
+                (len <= max).then_some((addr, len))?
+            } else if addr.is_ipv4() {
+                let bits = u32::from(mask.parse::<Ipv4Addr>().ok()?);
+                let netmask = bits.leading_ones() + bits.trailing_zeros() == 32;
+                let hostmask = bits.leading_zeros() + bits.trailing_ones() == 32;
+                let len = if netmask {
+                    bits.leading_ones()
+                } else if hostmask {
+                    bits.leading_zeros()
+                } else {
+                    return None;
+                };
+                (addr, u8::try_from(len).ok()?)
+            } else {
+                return None;
             }
-            // Python accepts a dotted netmask or hostmask for IPv4 only.
-            if addr.is_ipv4() {
-                let m: Ipv4Addr = mask.parse().ok()?;
-                let bits = u32::from(m);
-                let is_netmask = bits.leading_ones() + bits.trailing_zeros() == 32;
-                let is_hostmask = bits.leading_zeros() + bits.trailing_ones() == 32;
-                return (is_netmask || is_hostmask).then_some(());
-            }
-            None
         }
-    }
+    };
+    ipnet::IpNet::new(addr, prefix).ok()
 }
 
 /// One process type's autoscale settings (a Kubernetes HPA).
@@ -767,6 +778,20 @@ mod tests {
         assert!(!m.chars().any(char::is_control), "{m}");
         let m = msg(whitelist_address(&"9".repeat(5000)));
         assert!(m.len() < 200, "{m}");
+    }
+
+    #[test]
+    fn whitelist_networks() {
+        let net = |a: &str| whitelist_network(a).map(|n| n.to_string());
+        assert_eq!(net("1.2.3.4").as_deref(), Some("1.2.3.4/32"));
+        assert_eq!(
+            net("192.168.1.0/255.255.255.0").as_deref(),
+            Some("192.168.1.0/24")
+        );
+        assert_eq!(net("192.168.1.0/0.0.0.255").as_deref(), Some("192.168.1.0/24"));
+        assert_eq!(net("2001:db8::/32").as_deref(), Some("2001:db8::/32"));
+        assert_eq!(net("::1").as_deref(), Some("::1/128"));
+        assert_eq!(net("1.2.3.4/33"), None);
     }
 
     #[test]

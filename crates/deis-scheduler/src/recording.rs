@@ -51,6 +51,7 @@ struct State {
 pub struct RecordingScheduler {
     state: Mutex<State>,
     node_labels: BTreeMap<String, String>,
+    endpoints: tokio::sync::watch::Sender<std::sync::Arc<crate::AppEndpoints>>,
 }
 
 impl Default for RecordingScheduler {
@@ -65,7 +66,31 @@ impl RecordingScheduler {
         RecordingScheduler {
             state: Mutex::new(State::default()),
             node_labels: labels,
+            endpoints: tokio::sync::watch::channel(Default::default()).0,
         }
+    }
+
+    /// Publishes `addrs` as the app's ready endpoints (what a runtime does
+    /// once its processes pass their readiness checks).
+    pub fn publish_endpoints(&self, app: &str, addrs: &[std::net::SocketAddr]) {
+        self.endpoints.send_modify(|all| {
+            let mut next = (**all).clone();
+            let endpoints: Vec<crate::Endpoint> = addrs
+                .iter()
+                .enumerate()
+                .map(|(i, addr)| crate::Endpoint {
+                    addr: *addr,
+                    process: format!("{app}-web-{}", i + 1),
+                    release: "v1".into(),
+                })
+                .collect();
+            if endpoints.is_empty() {
+                next.remove(app);
+            } else {
+                next.insert(app.to_owned(), endpoints);
+            }
+            *all = std::sync::Arc::new(next);
+        });
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -245,7 +270,7 @@ impl Scheduler for RecordingScheduler {
     }
 
     fn endpoints(&self) -> EndpointsWatch {
-        crate::no_endpoints()
+        self.endpoints.subscribe()
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -14,6 +14,7 @@ pub mod migration;
 mod records;
 mod releases;
 mod resources;
+mod routing;
 mod settings;
 mod users;
 
@@ -26,6 +27,7 @@ use sea_orm_migration::MigratorTrait;
 
 pub use error::StoreError;
 pub use records::*;
+pub use routing::{RoutedDomain, RoutingCertificate, RoutingInputs, RoutingRecord};
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -114,6 +114,7 @@ impl Api {
     ) -> deis_core::Result<CreateAppResponse> {
         let user = self.caller(&request).await?;
         let app = self.create_named_app(&user, &request.get_ref().id).await?;
+        self.routing_changed();
         self.inner
             .events
             .log(&app.name, &summary::initial_release(&user.username));
@@ -133,6 +134,7 @@ impl Api {
         // recorded, so nothing keeps running unaccounted for.
         self.inner.scheduler.destroy(&app.name).await?;
         self.inner.store.delete_app(&app).await?;
+        self.routing_changed();
         self.inner.events.forget(&app.name);
         self.forget_app_lock(&app.uuid);
         tracing::info!(app = %app.name, by = %user.username, "destroyed app");

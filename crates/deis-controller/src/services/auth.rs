@@ -168,6 +168,8 @@ impl Api {
             }
         }
         self.inner.store.delete_user(&target).await?;
+        // Their certificates went with them.
+        self.routing_changed();
         tracing::info!(username = %target.username, by = %caller.username, "cancelled account");
         Ok(CancelAccountResponse {})
     }

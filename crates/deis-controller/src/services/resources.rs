@@ -62,6 +62,7 @@ impl Api {
         self.inner
             .events
             .log(&app.name, &format!("{} added domain {ace}", user.username));
+        self.routing_changed();
         Ok(AddDomainResponse {
             domain: Some(convert::domain(&domain)),
         })
@@ -84,6 +85,7 @@ impl Api {
         self.inner
             .events
             .log(&app.name, &format!("{} removed domain {ace}", user.username));
+        self.routing_changed();
         Ok(RemoveDomainResponse {})
     }
 
@@ -224,6 +226,7 @@ impl CertsService for Api {
                 let user = self.caller(&request).await?;
                 let cert = self.own_cert(&user, &request.get_ref().name).await?;
                 self.inner.store.delete_certificate(&cert).await?;
+                self.routing_changed();
                 Ok(DeleteCertResponse {})
             }
             .await,
@@ -245,6 +248,7 @@ impl CertsService for Api {
                     &app.name,
                     &format!("{} attached certificate {} to {ace}", user.username, cert.name),
                 );
+                self.routing_changed();
                 Ok(AttachCertResponse {})
             }
             .await,
@@ -272,6 +276,7 @@ impl CertsService for Api {
                     &app.name,
                     &format!("{} detached certificate {} from {ace}", user.username, cert.name),
                 );
+                self.routing_changed();
                 Ok(DetachCertResponse {})
             }
             .await,

@@ -87,6 +87,7 @@ impl Api {
             return Err(Error::conflict(format!("{} changed nothing", user.username)));
         }
         let saved = self.inner.store.save_settings(app, &user.username, &next).await?;
+        self.routing_changed();
         if next.routable != current.routable {
             self.redeploy_current(app).await?;
         }
@@ -244,6 +245,7 @@ impl SettingsService for Api {
                     .store
                     .save_tls(&app, &user.username, req.https_enforced)
                     .await?;
+                self.routing_changed();
                 Ok(SetTlsResponse {
                     tls: Some(convert::tls(&tls)),
                 })

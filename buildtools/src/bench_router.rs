@@ -1,0 +1,403 @@
+//! `buildtools/bench router` and `buildtools/bench converge`.
+//!
+//! router: `wrk` on loopback against one small upstream (nginx returning a
+//! fixed body) through (a) the embedded router, (b) Envoy on the same feed,
+//! (c) nginx as a plain reverse proxy (upstream keep-alive, HTTP/1.1, access
+//! log off). One worker each. Prints requests/s, p99 latency and the
+//! proxy's CPU time per request (from /proc), with ratios to nginx.
+//!
+//! converge: the time from an API call (`domains:add`) to the first request
+//! the router answers with the new route, for both routers.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use deis_routing::{AppRoute, RouterSettings, RoutingState};
+use deis_xds::{Ads, Feed};
+
+use crate::{Samples, ms};
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+const HOST: &str = "bench.localhost";
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A child process killed (with its process group) on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(command: &mut Command) -> Result<Proc> {
+    use std::os::unix::process::CommandExt;
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    Ok(Proc(child))
+}
+
+/// User plus system CPU time of a process and its threads, and of its
+/// children (nginx's worker), from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let ticks = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+            })
+            .unwrap_or(0)
+    };
+    let children: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    let total: u64 = ticks(pid) + children.into_iter().map(ticks).sum::<u64>();
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(total * 10)
+}
+
+/// Waits until `GET /` with the bench host answers 200 on `port`.
+fn wait_for_200(port: u16, host: &str, within: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    loop {
+        if get_status(port, host) == Some(200) {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > within {
+            bail!("nothing answered 200 for {host} on port {port} within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn get_status(port: u16, host: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 16];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+struct WrkResult {
+    rps: f64,
+    p99: Duration,
+    requests: u64,
+}
+
+fn wrk(port: u16, seconds: u32) -> Result<WrkResult> {
+    let out = Command::new("wrk")
+        .args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency"])
+        .args(["-H", &format!("Host: {HOST}")])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .context("cannot run wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |prefix: &str| -> Option<&str> {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+    };
+    let rps: f64 = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk's output:\n{text}"))?;
+    let p99 = field("99%")
+        .and_then(parse_wrk_duration)
+        .with_context(|| format!("no 99% latency in wrk's output:\n{text}"))?;
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no request count in wrk's output:\n{text}"))?;
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        bail!("errors during the run:\n{text}");
+    }
+    Ok(WrkResult { rps, p99, requests })
+}
+
+fn parse_wrk_duration(v: &str) -> Option<Duration> {
+    let (number, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = number.parse().ok()?;
+    let secs = match unit {
+        "us" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+struct Measured {
+    name: &'static str,
+    rps: f64,
+    p99: Duration,
+    cpu_per_request: Duration,
+}
+
+/// Warms up, then measures one proxy (process `pid`) on `port`.
+fn measure(name: &'static str, pid: u32, port: u16, seconds: u32) -> Result<Measured> {
+    wait_for_200(port, HOST, Duration::from_secs(20))?;
+    wrk(port, 2)?;
+    let before = cpu_time(pid);
+    let result = wrk(port, seconds)?;
+    let cpu = cpu_time(pid).saturating_sub(before);
+    let cpu_per_request = cpu / u32::try_from(result.requests.max(1)).unwrap_or(u32::MAX);
+    println!(
+        "  {name:<16} {:>9.0} req/s   p99 {:>8}   CPU {:>6.1} us/request",
+        result.rps,
+        ms(result.p99),
+        cpu_per_request.as_secs_f64() * 1e6
+    );
+    Ok(Measured {
+        name,
+        rps: result.rps,
+        p99: result.p99,
+        cpu_per_request,
+    })
+}
+
+fn nginx_config(dir: &Path, name: &str, body: &str) -> Result<PathBuf> {
+    let path = dir.join(format!("{name}.conf"));
+    let text = format!(
+        "daemon off;\nmaster_process on;\nworker_processes 1;\npid {pid};\nerror_log {err} error;\n\
+         events {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  \
+         client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp}; uwsgi_temp_path {tmp}; scgi_temp_path {tmp};\n  \
+         keepalive_requests 1000000;\n{body}\n}}\n",
+        pid = dir.join(format!("{name}.pid")).display(),
+        err = dir.join(format!("{name}.err")).display(),
+        tmp = dir.display(),
+    );
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn envoy_binary() -> PathBuf {
+    std::env::var_os("DEIS_ENVOY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/deis-workflow/venv/bin/envoy")
+        })
+}
+
+fn deis_workflow_binary() -> Result<PathBuf> {
+    std::env::var_os("DEIS_WORKFLOW_BIN")
+        .map(PathBuf::from)
+        .context("DEIS_WORKFLOW_BIN is not set (buildtools/bench sets it)")
+}
+
+/// The feed, served on a free port.
+async fn serve_feed(feed: &Feed) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let service = Ads::new(feed.clone(), TOKEN).into_service();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    Ok(addr)
+}
+
+fn start_embedded(feed: SocketAddr) -> Result<Proc> {
+    spawn(
+        Command::new(deis_workflow_binary()?)
+            .args(["router", "--xds-addr", &feed.to_string(), "--xds-token", TOKEN])
+            .args(["--node-id", "bench-router", "--workers", "1"])
+            .env("TOKIO_WORKER_THREADS", "1")
+            .env("RUST_LOG", "warn"),
+    )
+}
+
+fn start_envoy(feed: SocketAddr, dir: &Path) -> Result<Proc> {
+    let bootstrap = deis_xds::Bootstrap {
+        node_id: "bench-envoy",
+        admin_port: free_port()?,
+        xds_host: "127.0.0.1",
+        xds_port: feed.port(),
+        xds_token: TOKEN,
+        delta: false,
+    };
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, bootstrap.render())?;
+    spawn(Command::new(envoy_binary()).arg("-c").arg(&path).args([
+        "--concurrency",
+        "1",
+        "--use-dynamic-base-id",
+        "-l",
+        "error",
+    ]))
+}
+
+fn settings(http_port: u16) -> RouterSettings {
+    RouterSettings {
+        http_port,
+        ..RouterSettings::local()
+    }
+}
+
+pub(crate) async fn router() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let seconds = 10;
+    // The upstream: nginx answering a small fixed body.
+    let upstream_port = free_port()?;
+    let upstream_conf = nginx_config(
+        dir.path(),
+        "upstream",
+        &format!(
+            "  server {{ listen 127.0.0.1:{upstream_port}; location / {{ return 200 \"hello from the upstream\\n\"; }} }}"
+        ),
+    )?;
+    let _upstream = spawn(Command::new("nginx").arg("-c").arg(&upstream_conf))?;
+
+    let feed = Feed::new();
+    let proxy_port = free_port()?;
+    let state = RoutingState {
+        apps: [(
+            "bench".to_string(),
+            AppRoute {
+                endpoints: vec![SocketAddr::from(([127, 0, 0, 1], upstream_port))],
+                ..Default::default()
+            },
+        )]
+        .into(),
+    };
+    feed.update(&settings(proxy_port), &state);
+    let feed_addr = serve_feed(&feed).await?;
+
+    println!("wrk -t1 -c32 -d{seconds}s through each proxy (one worker each) to one nginx upstream:");
+    let mut results = Vec::new();
+    {
+        let proc = start_embedded(feed_addr)?;
+        let pid = proc.0.id();
+        results.push(
+            tokio::task::spawn_blocking(move || measure("embedded router", pid, proxy_port, seconds))
+                .await??,
+        );
+        drop(proc);
+    }
+    {
+        let proc = start_envoy(feed_addr, dir.path())?;
+        let pid = proc.0.id();
+        results.push(tokio::task::spawn_blocking(move || measure("Envoy", pid, proxy_port, seconds)).await??);
+        drop(proc);
+    }
+    {
+        let nginx_port = free_port()?;
+        let conf = nginx_config(
+            dir.path(),
+            "proxy",
+            &format!(
+                "  upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; keepalive_requests 1000000; }}\n  \
+                 server {{ listen 127.0.0.1:{nginx_port}; server_name {HOST}; location / {{ proxy_pass http://app; \
+                 proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host $host; }} }}"
+            ),
+        )?;
+        let proc = spawn(Command::new("nginx").arg("-c").arg(&conf))?;
+        let pid = proc.0.id();
+        results.push(tokio::task::spawn_blocking(move || measure("nginx", pid, nginx_port, seconds)).await??);
+        drop(proc);
+    }
+    let nginx = results
+        .iter()
+        .find(|r| r.name == "nginx")
+        .map(|r| (r.rps, r.p99, r.cpu_per_request))
+        .context("no nginx result")?;
+    println!("\nratios to nginx (throughput: higher is better; p99 and CPU: lower is better):");
+    for r in &results {
+        println!(
+            "  {:<16} throughput {:.2}x   p99 {:.2}x   CPU/request {:.2}x",
+            r.name,
+            r.rps / nginx.0,
+            r.p99.as_secs_f64() / nginx.1.as_secs_f64().max(1e-9),
+            r.cpu_per_request.as_secs_f64() / nginx.2.as_secs_f64().max(1e-9),
+        );
+    }
+    println!("target: embedded router >= 1.0x nginx throughput with no worse p99");
+    Ok(())
+}
+
+pub(crate) async fn converge() -> Result<()> {
+    use deis_proto::v2 as pb;
+    use deis_testkit::{TestPlatform, authed};
+
+    let dir = tempfile::tempdir()?;
+    let upstream_port = free_port()?;
+    let upstream_conf = nginx_config(
+        dir.path(),
+        "upstream",
+        &format!("  server {{ listen 127.0.0.1:{upstream_port}; location / {{ return 200 \"ok\\n\"; }} }}"),
+    )?;
+    let _upstream = spawn(Command::new("nginx").arg("-c").arg(&upstream_conf))?;
+
+    let platform = TestPlatform::start().await;
+    let token = platform.register("bench").await;
+    let mut clients = platform.clients().await;
+    clients
+        .apps
+        .create_app(authed(&token, pb::CreateAppRequest { id: "bench".into() }))
+        .await?;
+    platform
+        .scheduler
+        .publish_endpoints("bench", &[SocketAddr::from(([127, 0, 0, 1], upstream_port))]);
+    let proxy_port = free_port()?;
+    let feed = Feed::new();
+    feed.follow(settings(proxy_port), platform.controller.routing_state());
+    let feed_addr = serve_feed(&feed).await?;
+
+    let rounds = 20;
+    println!("API call (domains:add) to the first request routed by the new config, {rounds} rounds:");
+    for (name, start) in [("embedded router", 0), ("Envoy", 1)] {
+        let proc = if start == 0 {
+            start_embedded(feed_addr)?
+        } else {
+            start_envoy(feed_addr, dir.path())?
+        };
+        tokio::task::spawn_blocking(move || wait_for_200(proxy_port, HOST, Duration::from_secs(20)))
+            .await??;
+        let mut samples = Samples::new();
+        for round in 0..rounds {
+            let domain = format!("r{round}-{start}.example.com");
+            let started = Instant::now();
+            clients
+                .domains
+                .add_domain(authed(
+                    &token,
+                    pb::AddDomainRequest {
+                        app: "bench".into(),
+                        domain: domain.clone(),
+                    },
+                ))
+                .await?;
+            tokio::task::spawn_blocking(move || wait_for_200(proxy_port, &domain, Duration::from_secs(5)))
+                .await??;
+            samples.0.push(started.elapsed());
+        }
+        println!("  {name:<16} {}   (target p99 <= 100ms)", samples.summary());
+        drop(proc);
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Header rules of a proxy: hop-by-hop removal, forwarding headers, request ids.
+
+use std::borrow::Cow;
+
+use http::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+pub(crate) const HTTP: HeaderValue = HeaderValue::from_static("http");
+pub(crate) const HTTPS: HeaderValue = HeaderValue::from_static("https");
+const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
+
+/// Removes hop-by-hop headers (the fixed ones and those the `Connection`
+/// header names). With `keep_upgrade`, `Upgrade` stays and `Connection` is
+/// reduced to `upgrade`, for a WebSocket handshake.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Usually there is nothing to remove: one scan instead of six lookups.
+    if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    if let Some(first) = headers.get(CONNECTION) {
+        // Common values name only headers removed below anyway.
+        let simple = matches!(
+            first.as_bytes(),
+            b"keep-alive" | b"close" | b"Keep-Alive" | b"Close" | b"upgrade" | b"Upgrade"
+        ) && headers.get_all(CONNECTION).iter().nth(1).is_none();
+        if !simple {
+            let named: Vec<HeaderName> = headers
+                .get_all(CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+                .filter(|name| !(keep_upgrade && name == UPGRADE))
+                .collect();
+            for name in named {
+                headers.remove(name);
+            }
+        }
+        headers.remove(CONNECTION);
+    }
+    headers.remove(KEEP_ALIVE);
+    headers.remove(PROXY_CONNECTION);
+    headers.remove(TRANSFER_ENCODING);
+    headers.remove(TE);
+    headers.remove(TRAILER);
+    if keep_upgrade {
+        headers.insert(CONNECTION, UPGRADE_TOKEN);
+    } else {
+        headers.remove(UPGRADE);
+    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION
+        || name == TRANSFER_ENCODING
+        || name == TE
+        || name == TRAILER
+        || name == UPGRADE
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+}
+
+/// Whether an HTTP/1.1 request asks to switch to WebSocket.
+pub(crate) fn wants_websocket(headers: &HeaderMap) -> bool {
+    let connection_upgrade = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    connection_upgrade
+        && headers
+            .get_all(UPGRADE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// Appends the client's address to `X-Forwarded-For` (joining repeated
+/// headers into one list).
+pub(crate) fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
+    let mut existing = headers.get_all(X_FORWARDED_FOR).iter();
+    let Some(first) = existing.next() else {
+        headers.insert(X_FORWARDED_FOR, client.clone());
+        return;
+    };
+    let mut joined = Vec::with_capacity(first.len() + client.len() + 2);
+    joined.extend_from_slice(first.as_bytes());
+    for more in existing {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(more.as_bytes());
+    }
+    joined.extend_from_slice(b", ");
+    joined.extend_from_slice(client.as_bytes());
+    match HeaderValue::from_bytes(&joined) {
+        Ok(value) => {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+        Err(_) => {
+            headers.insert(X_FORWARDED_FOR, client.clone());
+        }
+    }
+}
+
+/// Heroku's rule for keeping a client's request id: 20 to 200 characters of
+/// `[A-Za-z0-9+=/_-]`.
+pub(crate) fn valid_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (20..=200).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'=' | b'/' | b'_' | b'-'))
+}
+
+/// A fresh UUID v4 request id.
+pub(crate) fn new_request_id() -> HeaderValue {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = id.hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+}
+
+/// The host part of a Host header or authority: userinfo and port removed,
+/// IPv6 brackets kept.
+pub(crate) fn host_without_port(raw: &str) -> &str {
+    let host = match raw.rfind('@') {
+        Some(at) => raw.get(at + 1..).unwrap_or(raw),
+        None => raw,
+    };
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => host.get(..=end).unwrap_or(host),
+            None => host,
+        };
+    }
+    match host.rfind(':') {
+        Some(colon)
+            if host
+                .get(colon + 1..)
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            host.get(..colon).unwrap_or(host)
+        }
+        _ => host,
+    }
+}
+
+/// Lower-cases a host for matching, allocating only when it has capitals.
+pub(crate) fn lowercase(host: &str) -> Cow<'_, str> {
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_and_userinfo_are_stripped() {
+        assert_eq!(host_without_port("example.com:8080"), "example.com");
+        assert_eq!(host_without_port("example.com"), "example.com");
+        assert_eq!(host_without_port("[::1]:80"), "[::1]");
+        assert_eq!(host_without_port("[::1"), "[::1");
+        assert_eq!(host_without_port("u:p@example.com:1"), "example.com");
+        assert_eq!(host_without_port("example.com:abc"), "example.com:abc");
+        assert_eq!(host_without_port(""), "");
+        assert_eq!(host_without_port(":"), "");
+    }
+
+    #[test]
+    fn request_id_rule() {
+        assert!(valid_request_id(&HeaderValue::from_static(
+            "abcdefghij0123456789"
+        )));
+        assert!(!valid_request_id(&HeaderValue::from_static("short")));
+        assert!(!valid_request_id(&HeaderValue::from_static(
+            "abcdefghij0123456789 with space"
+        )));
+        assert!(valid_request_id(&new_request_id()));
+        assert_ne!(new_request_id(), new_request_id());
+    }
+
+    #[test]
+    fn hop_by_hop_removed_including_connection_named() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert(UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn websocket_keeps_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(wants_websocket(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get(CONNECTION).unwrap(), "upgrade");
+        assert_eq!(h.get(UPGRADE).unwrap(), "websocket");
+    }
+
+    #[test]
+    fn forwarded_for_appends() {
+        let client = HeaderValue::from_static("127.0.0.1");
+        let mut h = HeaderMap::new();
+        append_forwarded_for(&mut h, &client);
+        assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "127.0.0.1");
+        let mut h = HeaderMap::new();
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("2.2.2.2"));
+        append_forwarded_for(&mut h, &client);
+        assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "1.1.1.1, 2.2.2.2, 127.0.0.1");
+        assert_eq!(h.get_all(X_FORWARDED_FOR).iter().count(), 1);
+    }
+}

@@ -1,0 +1,425 @@
+//! One HTTP request: route it, then answer locally or forward it upstream.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, COOKIE, EXPECT, HOST, LOCATION};
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{Extensions, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tracing::debug;
+
+use crate::access_log::{AccessEntry, ProxyError};
+use crate::body::{Kind, Log, PendingLog, RespBody};
+use crate::drain::ABORTING;
+use crate::headers::{
+    self, X_FORWARDED_PORT, X_FORWARDED_PROTO, X_REQUEST_ID, append_forwarded_for, host_without_port,
+    strip_hop_by_hop, wants_websocket,
+};
+use crate::pool::{ClusterRt, EndpointPool, Sender};
+use crate::router::Inner;
+use crate::routes::ActionRt;
+
+/// What every request on one downstream connection shares.
+pub(crate) struct ConnCtx {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) listener: u64,
+    /// The listener generation the connection belongs to.
+    pub(crate) generation: u64,
+    pub(crate) client: SocketAddr,
+    pub(crate) client_ip: IpAddr,
+    /// The client's IP, ready for `X-Forwarded-For`.
+    pub(crate) client_ip_header: HeaderValue,
+    /// The listener's port, ready for `X-Forwarded-Port`.
+    pub(crate) port_header: HeaderValue,
+    pub(crate) https: bool,
+}
+
+impl ConnCtx {
+    fn scheme(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+}
+
+/// Answers one request on the configuration current when it arrived.
+pub(crate) async fn handle(ctx: &ConnCtx, req: Request<Incoming>) -> Response<RespBody> {
+    let table = ctx.inner.route_table(ctx.listener);
+    let (mut parts, body) = req.into_parts();
+
+    // HTTP/2 carries the host in :authority, HTTP/1 in Host.
+    let host = match (parts.version, parts.uri.authority()) {
+        (Version::HTTP_2, Some(authority)) => HeaderValue::from_str(authority.as_str()).ok(),
+        _ => parts.headers.get(HOST).cloned(),
+    };
+    if !parts
+        .headers
+        .get(X_REQUEST_ID)
+        .is_some_and(headers::valid_request_id)
+    {
+        parts.headers.insert(X_REQUEST_ID, headers::new_request_id());
+    }
+    let mut log = ctx.inner.access_log.enabled().then(|| {
+        Box::new(PendingLog {
+            sink: Arc::clone(&ctx.inner.access_log),
+            start: Instant::now(),
+            entry: AccessEntry {
+                virtual_host: None,
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                host: host.clone(),
+                status: 0,
+                bytes_sent: 0,
+                client_addr: ctx.client,
+                request_id: parts
+                    .headers
+                    .get(X_REQUEST_ID)
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static("")),
+                upstream: None,
+                connect: Duration::ZERO,
+                total: Duration::ZERO,
+                protocol: ctx.scheme(),
+                error: None,
+            },
+        })
+    });
+
+    let host_str = host
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .map(host_without_port)
+        .unwrap_or("");
+    let Some(table) = table else {
+        return local(StatusCode::NOT_FOUND, "", None, log);
+    };
+    let Some(vhost) = table.find(&headers::lowercase(host_str)) else {
+        return local(StatusCode::NOT_FOUND, "", None, log);
+    };
+    if let Some(log) = &mut log {
+        log.entry.virtual_host = Some(Arc::clone(&vhost.name));
+    }
+    if !vhost.allows(ctx.client_ip) {
+        return local(StatusCode::FORBIDDEN, "access denied\n", None, log);
+    }
+    let Some(action) = vhost.route(parts.uri.path()) else {
+        return local(StatusCode::NOT_FOUND, "", None, log);
+    };
+    match action {
+        ActionRt::Respond {
+            status,
+            content_type,
+            body,
+        } => {
+            let mut response = Response::new(RespBody::new(
+                Kind::Full(Some(body.clone())),
+                finish(log, *status),
+            ));
+            *response.status_mut() = *status;
+            if let Some(content_type) = content_type {
+                response.headers_mut().insert(CONTENT_TYPE, content_type.clone());
+            }
+            response
+        }
+        ActionRt::Redirect { scheme, port, status } => {
+            let scheme = scheme.as_deref().unwrap_or(ctx.scheme());
+            let port = match port {
+                Some(80) if scheme == "http" => None,
+                Some(443) if scheme == "https" => None,
+                other => *other,
+            };
+            let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+            let location = match (host_str, port) {
+                ("", _) => path.to_owned(),
+                (host, Some(port)) => format!("{scheme}://{host}:{port}{path}"),
+                (host, None) => format!("{scheme}://{host}{path}"),
+            };
+            match HeaderValue::from_maybe_shared(Bytes::from(location)) {
+                Ok(location) => {
+                    let mut response = Response::new(RespBody::new(Kind::Empty, finish(log, *status)));
+                    *response.status_mut() = *status;
+                    response.headers_mut().insert(LOCATION, location);
+                    response
+                }
+                Err(_) => local(StatusCode::BAD_REQUEST, "bad request\n", None, log),
+            }
+        }
+        ActionRt::Forward { cluster: None, .. } => local(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no cluster\n",
+            Some(ProxyError::NoCluster),
+            log,
+        ),
+        ActionRt::Forward {
+            cluster: Some(cluster),
+            timeout,
+            retries,
+        } => {
+            if parts.method == Method::CONNECT {
+                return local(StatusCode::METHOD_NOT_ALLOWED, "", None, log);
+            }
+            forward(ctx, parts, body, host, cluster, *timeout, *retries, log).await
+        }
+    }
+}
+
+fn finish(mut log: Log, status: StatusCode) -> Log {
+    if let Some(log) = &mut log {
+        log.entry.status = status.as_u16();
+    }
+    log
+}
+
+/// A reply of the router's own, Envoy's wording for the error bodies.
+fn local(
+    status: StatusCode,
+    body: &'static str,
+    error: Option<ProxyError>,
+    mut log: Log,
+) -> Response<RespBody> {
+    if let Some(log) = &mut log {
+        log.entry.error = error;
+    }
+    let kind = if body.is_empty() {
+        Kind::Empty
+    } else {
+        Kind::Full(Some(Bytes::from_static(body.as_bytes())))
+    };
+    let mut response = Response::new(RespBody::new(kind, finish(log, status)));
+    *response.status_mut() = status;
+    if !body.is_empty() {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    response
+}
+
+fn error_reply(error: ProxyError, log: Log) -> Response<RespBody> {
+    let (status, body) = match error {
+        ProxyError::NoCluster => (StatusCode::SERVICE_UNAVAILABLE, "no cluster\n"),
+        ProxyError::NoEndpoints => (StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"),
+        ProxyError::ConnectFailed => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n",
+        ),
+        ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n"),
+        ProxyError::UpstreamReset => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection termination\n",
+        ),
+        ProxyError::BadResponse => (StatusCode::BAD_GATEWAY, "upstream sent an invalid response\n"),
+    };
+    local(status, body, Some(error), log)
+}
+
+/// Where the exchange got to, kept even when a timeout cancels it.
+#[derive(Default)]
+struct Attempt {
+    endpoint: Option<SocketAddr>,
+    connect: Duration,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    ctx: &ConnCtx,
+    mut parts: Parts,
+    body: Incoming,
+    host: Option<HeaderValue>,
+    cluster: &ClusterRt,
+    timeout: Option<Duration>,
+    retries: u32,
+    mut log: Log,
+) -> Response<RespBody> {
+    let h2 = parts.version == Version::HTTP_2;
+    let upgrade = !h2 && wants_websocket(&parts.headers);
+    let downstream_upgrade = if upgrade {
+        parts.extensions.remove::<OnUpgrade>()
+    } else {
+        None
+    };
+
+    let headers = &mut parts.headers;
+    if h2 {
+        headers.remove(http::header::TE);
+        if !headers.contains_key(HOST)
+            && let Some(host) = host
+        {
+            headers.insert(HOST, host);
+        }
+        join_cookies(headers);
+    } else {
+        strip_hop_by_hop(headers, upgrade);
+    }
+    // The router answers `Expect: 100-continue` itself (hyper sends the 100
+    // when the body is first read), as Envoy does.
+    headers.remove(EXPECT);
+    append_forwarded_for(headers, &ctx.client_ip_header);
+    headers.insert(
+        X_FORWARDED_PROTO,
+        if ctx.https { headers::HTTPS } else { headers::HTTP },
+    );
+    headers.insert(X_FORWARDED_PORT, ctx.port_header.clone());
+
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+    }
+    parts.version = Version::HTTP_11;
+    parts.extensions = Extensions::new();
+    let req = Request::from_parts(parts, body);
+
+    let mut attempt = Attempt::default();
+    let result = match timeout {
+        Some(limit) => tokio::time::timeout(limit, exchange(ctx, cluster, req, retries, &mut attempt))
+            .await
+            .unwrap_or(Err(ProxyError::Timeout)),
+        None => exchange(ctx, cluster, req, retries, &mut attempt).await,
+    };
+    if let Some(log) = &mut log {
+        log.entry.upstream = attempt.endpoint;
+        log.entry.connect = attempt.connect;
+    }
+    let (mut response, sender, pool) = match result {
+        Ok(ok) => ok,
+        Err(error) => return error_reply(error, log),
+    };
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(downstream_upgrade) = downstream_upgrade else {
+            return error_reply(ProxyError::BadResponse, log);
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        tunnel(ctx, downstream_upgrade, upstream_upgrade);
+        let (mut head, _) = response.into_parts();
+        strip_hop_by_hop(&mut head.headers, true);
+        let status = head.status;
+        return Response::from_parts(head, RespBody::new(Kind::Empty, finish(log, status)));
+    }
+
+    let (mut head, body) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers, false);
+    // A connection that was asked to upgrade is not reused.
+    let conn = if upgrade { None } else { Some((sender, pool)) };
+    let status = head.status;
+    Response::from_parts(
+        head,
+        RespBody::new(Kind::Upstream { body, conn }, finish(log, status)),
+    )
+}
+
+/// Sends the request to an endpoint: a pooled connection if one is idle,
+/// else a new one; connect failures move on to the next endpoint, up to
+/// `retries` times.
+async fn exchange(
+    ctx: &ConnCtx,
+    cluster: &ClusterRt,
+    mut req: Request<Incoming>,
+    retries: u32,
+    attempt: &mut Attempt,
+) -> Result<(Response<Incoming>, Sender, Arc<EndpointPool>), ProxyError> {
+    // The clock is read only when a connection has to be made.
+    let mut start = None;
+    let mut failures = 0u32;
+    loop {
+        let Some(endpoint) = cluster.pick() else {
+            return Err(ProxyError::NoEndpoints);
+        };
+        attempt.endpoint = Some(endpoint.addr);
+        let (mut sender, fresh) = if let Some(sender) = endpoint.checkout() {
+            (sender, false)
+        } else {
+            let started = *start.get_or_insert_with(Instant::now);
+            match endpoint
+                .connect(cluster.connect_timeout, &ctx.inner.upstream)
+                .await
+            {
+                Ok(sender) => {
+                    attempt.connect = started.elapsed();
+                    (sender, true)
+                }
+                Err(e) => {
+                    debug!(upstream = %endpoint.addr, error = %e, "upstream connect failed");
+                    failures = failures.saturating_add(1);
+                    if failures > retries {
+                        return Err(ProxyError::ConnectFailed);
+                    }
+                    continue;
+                }
+            }
+        };
+        match sender.try_send_request(req).await {
+            Ok(response) => return Ok((response, sender, Arc::clone(endpoint))),
+            Err(mut e) => match e.take_message() {
+                // Not sent (a pooled connection the upstream had just
+                // closed): try again; only fresh connections count.
+                Some(unsent) => {
+                    req = unsent;
+                    if fresh {
+                        failures = failures.saturating_add(1);
+                        if failures > retries {
+                            return Err(ProxyError::ConnectFailed);
+                        }
+                    }
+                }
+                None => {
+                    let e = e.into_error();
+                    debug!(upstream = %endpoint.addr, error = %e, "upstream request failed");
+                    return Err(if e.is_parse() {
+                        ProxyError::BadResponse
+                    } else {
+                        ProxyError::UpstreamReset
+                    });
+                }
+            },
+        }
+    }
+}
+
+/// Joins the two sides of a WebSocket once both have switched protocols.
+fn tunnel(ctx: &ConnCtx, downstream: OnUpgrade, upstream: OnUpgrade) {
+    let mut watch = ctx.inner.conns.register(ctx.generation);
+    tokio::spawn(async move {
+        let (downstream, upstream) = match tokio::try_join!(downstream, upstream) {
+            Ok(both) => both,
+            Err(e) => {
+                debug!(error = %e, "websocket upgrade failed");
+                return;
+            }
+        };
+        let mut downstream = TokioIo::new(downstream);
+        let mut upstream = TokioIo::new(upstream);
+        tokio::select! {
+            result = tokio::io::copy_bidirectional(&mut downstream, &mut upstream) => {
+                if let Err(e) = result {
+                    debug!(error = %e, "websocket tunnel ended");
+                }
+            }
+            () = watch.reached(ABORTING) => {}
+        }
+    });
+}
+
+/// HTTP/2 may split cookies over several headers; HTTP/1.1 wants one.
+fn join_cookies(headers: &mut http::HeaderMap) {
+    let mut cookies = headers.get_all(COOKIE).iter();
+    let (Some(first), Some(_)) = (cookies.next(), cookies.next()) else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for more in headers.get_all(COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(more.as_bytes());
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(COOKIE, value);
+    }
+}

@@ -1,0 +1,275 @@
+//! Forwarding to upstreams: headers, balancing, retries, failures, pooling.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use deis_router::ProxyError;
+use deis_router::config::RouteAction;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
+    let up = upstream("web").await;
+    let config = http_config(
+        vec![vhost(
+            "myapp",
+            &["myapp.localhost"],
+            vec![prefix("/", forward("web"))],
+        )],
+        vec![cluster("web", &[up.addr])],
+    );
+    let (router, log, addr) = serve(config).await;
+    let reply = get_with(
+        addr,
+        "MyApp.localhost:1234",
+        "/hello?x=1",
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+            ("connection", "x-private"),
+            ("x-private", "secret"),
+            ("keep-alive", "timeout=1"),
+            ("te", "trailers"),
+            ("x-custom", "kept"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.upstream().as_deref(), Some("web"));
+    assert!(reply.body.contains("path=/hello?x=1\n"), "{}", reply.body);
+    assert_eq!(
+        reply.seen("host"),
+        ["MyApp.localhost:1234"],
+        "Host is kept as sent"
+    );
+    assert_eq!(reply.seen("x-forwarded-for"), ["203.0.113.7, 127.0.0.1"]);
+    assert_eq!(reply.seen("x-forwarded-proto"), ["http"]);
+    assert_eq!(reply.seen("x-forwarded-port"), [addr.port().to_string()]);
+    assert_eq!(reply.seen("x-custom"), ["kept"]);
+    for hop in ["x-private", "keep-alive", "te", "connection"] {
+        assert!(reply.seen(hop).is_empty(), "{hop} forwarded: {}", reply.body);
+    }
+    // The upstream's own hop-by-hop response header is not passed on.
+    assert!(reply.headers.get("keep-alive").is_none());
+    assert_eq!(reply.headers.get("x-upstream").unwrap(), "web");
+
+    let request_id = reply.seen("x-request-id");
+    assert_eq!(request_id.len(), 1);
+    assert_eq!(request_id[0].len(), 36, "generated UUID: {request_id:?}");
+    assert_eq!(request_id[0].as_bytes()[14], b'4', "UUID v4");
+
+    let entry = log.0.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(entry.virtual_host.as_deref(), Some("myapp"));
+    assert_eq!(entry.request_id.to_str().unwrap(), request_id[0]);
+    assert_eq!(entry.upstream, Some(up.addr));
+    assert_eq!(entry.status, 200);
+    assert_eq!(entry.bytes_sent, reply.body.len() as u64);
+    assert_eq!(entry.path(), "/hello?x=1");
+    assert_eq!(entry.protocol, "http");
+    let line = deis_router::format_heroku(&entry);
+    assert!(
+        line.starts_with("at=info method=GET path=\"/hello?x=1\" host=MyApp.localhost:1234 "),
+        "{line}"
+    );
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_request_id_is_kept_only_when_valid() {
+    let up = upstream("web").await;
+    let config = http_config(
+        vec![vhost("app", &["*"], vec![prefix("/", forward("web"))])],
+        vec![cluster("web", &[up.addr])],
+    );
+    let (router, _, addr) = serve(config).await;
+    let good = "abcdefghij-ABCDEFGHIJ_0123456789+/=";
+    let reply = get_with(addr, "a", "/", &[("x-request-id", good)]).await;
+    assert_eq!(reply.seen("x-request-id"), [good]);
+    let reply = get_with(addr, "a", "/", &[("x-request-id", "too-short")]).await;
+    let seen = reply.seen("x-request-id");
+    assert_eq!(seen.len(), 1);
+    assert_ne!(seen[0], "too-short");
+    assert_eq!(seen[0].len(), 36);
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_balanced_round_robin_over_endpoints() {
+    let a = upstream("a").await;
+    let b = upstream("b").await;
+    let config = http_config(
+        vec![vhost("app", &["*"], vec![prefix("/", forward("web"))])],
+        vec![cluster("web", &[a.addr, b.addr])],
+    );
+    let (router, _, addr) = serve(config).await;
+    let mut client = Client::connect(addr).await;
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        seen.push(client.get("app", "/").await.upstream().unwrap());
+    }
+    for pair in seen.windows(2) {
+        assert_ne!(pair[0], pair[1], "strict alternation: {seen:?}");
+    }
+    assert_eq!(a.requests.load(Ordering::SeqCst), 5);
+    assert_eq!(b.requests.load(Ordering::SeqCst), 5);
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused() {
+    let up = upstream("web").await;
+    let config = http_config(
+        vec![vhost("app", &["*"], vec![prefix("/", forward("web"))])],
+        vec![cluster("web", &[up.addr])],
+    );
+    let (router, _, addr) = serve(config).await;
+    // Sequential requests on separate client connections share one upstream connection.
+    for _ in 0..20 {
+        assert_eq!(get(addr, "app", "/").await.status, StatusCode::OK);
+    }
+    assert_eq!(up.requests.load(Ordering::SeqCst), 20);
+    // One pool per worker: at most one connection each.
+    let connections = up.connections.load(Ordering::SeqCst);
+    assert!(connections <= WORKERS, "{connections} upstream connections");
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_retried_on_another_endpoint() {
+    let good = upstream("good").await;
+    let dead = refused_addr().await;
+    let route = RouteAction::Forward {
+        cluster: "web".into(),
+        timeout: Some(Duration::from_secs(5)),
+        retries: 2,
+    };
+    let config = http_config(
+        vec![vhost("app", &["*"], vec![prefix("/", route)])],
+        vec![cluster("web", &[dead, good.addr])],
+    );
+    let (router, _, addr) = serve(config).await;
+    for i in 0..10 {
+        let reply = get(addr, "app", "/").await;
+        assert_eq!(reply.status, StatusCode::OK, "request {i}: {}", reply.body);
+        assert_eq!(reply.upstream().as_deref(), Some("good"));
+    }
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_endpoints_refusing_gives_503_after_retries() {
+    let dead = refused_addr().await;
+    let route = RouteAction::Forward {
+        cluster: "web".into(),
+        timeout: None,
+        retries: 1,
+    };
+    let config = http_config(
+        vec![vhost("app", &["*"], vec![prefix("/", route)])],
+        vec![cluster("web", &[dead])],
+    );
+    let (router, log, addr) = serve(config).await;
+    let reply = get(addr, "app", "/").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.body.contains("connection failure"), "{}", reply.body);
+    let entry = log.0.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(entry.error, Some(ProxyError::ConnectFailed));
+    assert_eq!(entry.upstream, Some(dead));
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_endpoints_or_no_cluster_gives_503() {
+    let config = http_config(
+        vec![
+            vhost("empty", &["empty.localhost"], vec![prefix("/", forward("empty"))]),
+            vhost(
+                "missing",
+                &["missing.localhost"],
+                vec![prefix("/", forward("nonexistent"))],
+            ),
+        ],
+        vec![cluster("empty", &[])],
+    );
+    let (router, log, addr) = serve(config).await;
+    let reply = get(addr, "empty.localhost", "/").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body, "no healthy upstream\n");
+    let entry = log.0.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(entry.error, Some(ProxyError::NoEndpoints));
+    let line = deis_router::format_heroku(&entry);
+    assert!(
+        line.starts_with("at=error code=H14 desc=\"No web processes running\""),
+        "{line}"
+    );
+
+    let reply = get(addr, "missing.localhost", "/").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_upstream_gets_504_after_the_route_timeout() {
+    let up = upstream("slow").await;
+    let route = RouteAction::Forward {
+        cluster: "web".into(),
+        timeout: Some(Duration::from_millis(300)),
+        retries: 0,
+    };
+    let config = http_config(
+        vec![vhost("app", &["*"], vec![prefix("/", route)])],
+        vec![cluster("web", &[up.addr])],
+    );
+    let (router, log, addr) = serve(config).await;
+    let started = Instant::now();
+    let reply = get(addr, "app", "/slow").await;
+    let took = started.elapsed();
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(reply.body, "upstream request timeout\n");
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    let entry = log.0.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(entry.error, Some(ProxyError::Timeout));
+    // Fast requests still pass.
+    assert_eq!(get(addr, "app", "/").await.status, StatusCode::OK);
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_both_ways() {
+    let up = upstream("web").await;
+    let config = http_config(
+        vec![vhost("app", &["*"], vec![prefix("/", forward("web"))])],
+        vec![cluster("web", &[up.addr])],
+    );
+    let (router, log, addr) = serve(config).await;
+    let payload: Vec<u8> = (0..4 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let mut client = Client::connect(addr).await;
+    let request = Request::post("/echo")
+        .header("host", "app")
+        .body(
+            Full::new(Bytes::from(payload.clone()))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .unwrap();
+    let reply = client.send(request).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.raw.len(), payload.len());
+    assert!(reply.raw == payload, "echoed body differs");
+    // The same client connection keeps working.
+    assert_eq!(client.get("app", "/").await.status, StatusCode::OK);
+    let entries = log.0.lock().unwrap().clone();
+    assert!(
+        entries.iter().any(|e| e.bytes_sent == payload.len() as u64),
+        "echo bytes logged"
+    );
+    router.shutdown().await;
+}
