@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::up::{
-    UpServer, app_processes, feed_is_healthy, free_port, http_get_host, ok, register_and_push,
+    UpServer, app_processes, feed_is_healthy, free_port, http_get_host, ok, register_and_push, ssh_banner,
 };
 
 fn fixture(name: &str) -> String {
@@ -93,6 +93,7 @@ fn the_embedded_router_routes_what_the_platform_says() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let https = free_port();
+    let ssh_port = free_port();
     let server = UpServer::start(
         data.path(),
         None,
@@ -103,12 +104,18 @@ fn the_embedded_router_routes_what_the_platform_says() {
             &https.to_string(),
             "--router-request-timeout",
             "2",
+            "--router-builder-port",
+            &ssh_port.to_string(),
         ],
     );
     let http = server.http_port;
     assert_eq!(status(http, "nothing.localhost", "/"), 404);
     assert_eq!(status(http, "nothing.localhost", "/healthz"), 200);
 
+    assert!(
+        ssh_banner(ssh_port).starts_with("SSH-2.0-"),
+        "the builder answers through the router's TCP listener"
+    );
     let _repo = register_and_push(&server, h, "python", "web");
     let (code, body) = http_get_host(http, "web.localhost", "/headers").unwrap();
     assert_eq!(code, 200);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::up::{UpServer, feed_is_healthy, free_port, ok, register_and_push};
+use support::up::{UpServer, feed_is_healthy, free_port, ok, register_and_push, ssh_banner};
 
 fn envoy_binary() -> PathBuf {
     let path = std::env::var_os("DEIS_ENVOY_BIN")
@@ -33,7 +33,7 @@ struct Envoy {
 impl Envoy {
     /// Starts Envoy with the bootstrap `deis-workflow envoy-bootstrap`
     /// renders for this platform.
-    fn start(data_dir: &Path, xds_addr: &str, dir: &Path) -> Envoy {
+    fn start(data_dir: &Path, xds_addr: &str, dir: &Path, delta: bool) -> Envoy {
         let admin = free_port();
         let bootstrap = Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
             .args([
@@ -43,6 +43,7 @@ impl Envoy {
                 "--node-id",
                 "test-envoy",
             ])
+            .args(if delta { &["--delta"][..] } else { &[] })
             .args(["--admin-port", &admin.to_string()])
             .arg("--data-dir")
             .arg(data_dir)
@@ -117,11 +118,21 @@ fn fixture(name: &str) -> String {
 
 #[test]
 fn envoy_routes_what_the_platform_says() {
+    scenario(false);
+}
+
+#[test]
+fn envoy_on_incremental_xds_routes_what_the_platform_says() {
+    scenario(true);
+}
+
+fn scenario(delta: bool) {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let h = home.path();
     let (http, https) = (free_port(), free_port());
+    let ssh_port = free_port();
     let server = UpServer::start(
         data.path(),
         None,
@@ -132,9 +143,11 @@ fn envoy_routes_what_the_platform_says() {
             &http.to_string(),
             "--router-https-port",
             &https.to_string(),
+            "--router-builder-port",
+            &ssh_port.to_string(),
         ],
     );
-    let envoy = Envoy::start(data.path(), &server.xds_addr, scratch.path());
+    let envoy = Envoy::start(data.path(), &server.xds_addr, scratch.path(), delta);
     // Unknown hosts get 404; the catch-all answers health checks.
     assert_eq!(get(http, "nothing.localhost").0, 404);
     assert_eq!(
@@ -145,6 +158,24 @@ fn envoy_routes_what_the_platform_says() {
     let _repo = register_and_push(&server, h, "python", "web");
     let (status, body) = get(http, "web.localhost");
     assert_eq!((status, body.trim()), (200, "Hello from Python"));
+    let (_, headers) = curl(&[
+        "-H",
+        "Host: web.localhost",
+        &format!("http://127.0.0.1:{http}/headers"),
+    ]);
+    // (For a loopback client Envoy appends the machine's own address.)
+    for header in [
+        "x-forwarded-for: ".to_string(),
+        "x-forwarded-proto: http".to_string(),
+        format!("x-forwarded-port: {http}"),
+        "x-request-id: ".to_string(),
+    ] {
+        assert!(headers.contains(&header), "{header} missing from:\n{headers}");
+    }
+    assert!(
+        ssh_banner(ssh_port).starts_with("SSH-2.0-"),
+        "the builder answers through Envoy's TCP listener"
+    );
 
     // A custom domain routes within a second of `domains:add`.
     ok(h, &["domains:add", "www.example.com", "-a", "web"]);

@@ -32,9 +32,13 @@ struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{}", self.0.id())])
-            .status();
+        // The whole group: nginx's worker goes with its master.
+        if let Ok(pid) = i32::try_from(self.0.id())
+            && pid > 1
+        {
+            let _ =
+                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

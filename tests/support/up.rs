@@ -348,3 +348,15 @@ pub fn feed_is_healthy(xds_addr: &str) -> bool {
         response.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     })
 }
+
+/// The first line an SSH server sends on 127.0.0.1:`port` (empty if none).
+pub fn ssh_banner(port: u16) -> String {
+    use std::io::BufRead;
+    let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut line = String::new();
+    let _ = BufReader::new(stream).read_line(&mut line);
+    line
+}

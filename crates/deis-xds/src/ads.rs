@@ -16,6 +16,7 @@
 //! need (no listeners with certificates, no platform routes).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -104,7 +105,7 @@ impl AggregatedDiscoveryService for Ads {
             session: Session::new(self.feed.clone(), trusted, false, tx),
             types: HashMap::new(),
         };
-        tokio::spawn(stream.run(request.into_inner()));
+        tokio::spawn(run(stream, request.into_inner()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -118,7 +119,7 @@ impl AggregatedDiscoveryService for Ads {
             session: Session::new(self.feed.clone(), trusted, true, tx),
             types: HashMap::new(),
         };
-        tokio::spawn(stream.run(request.into_inner()));
+        tokio::spawn(run(stream, request.into_inner()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -209,6 +210,94 @@ fn push_order<'a>(types: impl Iterator<Item = &'a String>) -> Vec<String> {
     order
 }
 
+/// One ADS stream: what differs between state-of-the-world and delta.
+trait Protocol: Send + Sized + 'static {
+    type Request: prost::Message + Default + Send + 'static;
+    type Response: Send + 'static;
+
+    fn session(&mut self) -> &mut Session<Self::Response>;
+    /// Types the client subscribed to.
+    fn subscribed(&self) -> Vec<String>;
+    /// Handles one request; false when the client is gone.
+    fn on_request(&mut self, request: Self::Request) -> impl Future<Output = bool> + Send;
+    /// Sends what changed of one type; false when the client is gone.
+    fn push(&mut self, type_url: &str) -> impl Future<Output = bool> + Send;
+}
+
+/// Serves one stream: requests as they come, and every snapshot change to
+/// each subscribed type in make-before-break order.
+async fn run<P: Protocol>(mut stream: P, mut inbound: Streaming<P::Request>) {
+    loop {
+        tokio::select! {
+            message = inbound.message() => match message {
+                Ok(Some(request)) => {
+                    if !stream.on_request(request).await {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(status) => {
+                    tracing::debug!(node = %stream.session().node, %status, "xDS stream ended");
+                    return;
+                }
+            },
+            changed = stream.session().snapshots.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let subscribed = stream.subscribed();
+                for type_url in push_order(subscribed.iter()) {
+                    if subscribed.contains(&type_url) && !stream.push(&type_url).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Protocol for Sotw {
+    type Request = DiscoveryRequest;
+    type Response = DiscoveryResponse;
+
+    fn session(&mut self) -> &mut Session<DiscoveryResponse> {
+        &mut self.session
+    }
+
+    fn subscribed(&self) -> Vec<String> {
+        self.types.keys().cloned().collect()
+    }
+
+    fn on_request(&mut self, request: DiscoveryRequest) -> impl Future<Output = bool> + Send {
+        Sotw::on_request(self, request)
+    }
+
+    fn push(&mut self, type_url: &str) -> impl Future<Output = bool> + Send {
+        self.respond(type_url, false)
+    }
+}
+
+impl Protocol for Delta {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+
+    fn session(&mut self) -> &mut Session<DeltaDiscoveryResponse> {
+        &mut self.session
+    }
+
+    fn subscribed(&self) -> Vec<String> {
+        self.types.keys().cloned().collect()
+    }
+
+    fn on_request(&mut self, request: DeltaDiscoveryRequest) -> impl Future<Output = bool> + Send {
+        Delta::on_request(self, request)
+    }
+
+    fn push(&mut self, type_url: &str) -> impl Future<Output = bool> + Send {
+        self.respond(type_url, false)
+    }
+}
+
 /// One type of a state-of-the-world stream.
 #[derive(Default)]
 struct SotwType {
@@ -225,35 +314,6 @@ struct Sotw {
 }
 
 impl Sotw {
-    async fn run(mut self, mut inbound: Streaming<DiscoveryRequest>) {
-        loop {
-            tokio::select! {
-                message = inbound.message() => match message {
-                    Ok(Some(request)) => {
-                        if !self.on_request(request).await {
-                            return;
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(status) => {
-                        tracing::debug!(node = %self.session.node, %status, "xDS stream ended");
-                        return;
-                    }
-                },
-                changed = self.session.snapshots.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    for type_url in push_order(self.types.keys()) {
-                        if self.types.contains_key(&type_url) && !self.respond(&type_url, false).await {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     async fn on_request(&mut self, request: DiscoveryRequest) -> bool {
         self.session.saw_node(request.node.as_ref());
         let first = !self.types.contains_key(&request.type_url);
@@ -328,35 +388,6 @@ struct Delta {
 }
 
 impl Delta {
-    async fn run(mut self, mut inbound: Streaming<DeltaDiscoveryRequest>) {
-        loop {
-            tokio::select! {
-                message = inbound.message() => match message {
-                    Ok(Some(request)) => {
-                        if !self.on_request(request).await {
-                            return;
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(status) => {
-                        tracing::debug!(node = %self.session.node, %status, "delta xDS stream ended");
-                        return;
-                    }
-                },
-                changed = self.session.snapshots.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    for type_url in push_order(self.types.keys()) {
-                        if self.types.contains_key(&type_url) && !self.respond(&type_url, false).await {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     async fn on_request(&mut self, request: DeltaDiscoveryRequest) -> bool {
         self.session.saw_node(request.node.as_ref());
         let first = !self.types.contains_key(&request.type_url);
