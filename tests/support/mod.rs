@@ -16,7 +16,7 @@ use deis_testkit::{Clients, TestPlatform, authed};
 
 /// The repository's sample apps.
 pub fn sample_app(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("tests run under cargo"))
         .join("crates/deis-builder/tests/fixtures/apps")
         .join(name)
 }

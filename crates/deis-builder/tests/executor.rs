@@ -136,7 +136,7 @@ fn position(lines: &[String], needle: &str) -> usize {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("tests run under cargo"))
         .join("tests/fixtures/apps")
         .join(name)
 }

@@ -469,7 +469,10 @@ async fn domains_certificates_keys_and_settings() {
         "SSH Key with this id already exists.",
         "dup id",
     );
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../deis-core/tests/fixtures/ssh");
+    let fixtures = format!(
+        "{}/../deis-core/tests/fixtures/ssh",
+        std::env::var("CARGO_MANIFEST_DIR").expect("tests run under cargo")
+    );
     for name in ["rsa", "ecdsa256", "ecdsa384", "ecdsa521", "ed25519"] {
         let public = std::fs::read_to_string(format!("{fixtures}/{name}.pub")).unwrap();
         let key = c

@@ -9,7 +9,7 @@ use deis_core::ErrorKind;
 use deis_core::cert::{parse_certificate, parse_private_key};
 
 fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("tests run under cargo"))
         .join("tests/fixtures/certs")
         .join(name);
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -13,6 +13,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::access_log::{AccessEntry, AccessLog};
 use crate::pool::{EndpointPool, Sender};
+use crate::raw::RawBody;
 
 /// The entry being built for one request, written when its body is dropped.
 /// `None` when the access log is disabled.
@@ -33,7 +34,12 @@ pub(crate) enum Kind {
         body: Incoming,
         conn: Option<(Sender, Arc<EndpointPool>)>,
     },
+    /// The upstream's body on the lean path.
+    Raw(RawBody),
 }
+
+/// Why a response body broke off.
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 pub(crate) struct RespBody {
     kind: Kind,
@@ -48,22 +54,26 @@ impl RespBody {
     }
 
     fn release(&mut self) {
-        if let Kind::Upstream { conn, .. } = &mut self.kind
-            && let Some((sender, pool)) = conn.take()
-        {
-            pool.release(sender);
+        match &mut self.kind {
+            Kind::Upstream { conn, .. } => {
+                if let Some((sender, pool)) = conn.take() {
+                    pool.release(sender);
+                }
+            }
+            Kind::Raw(body) => body.release(),
+            Kind::Empty | Kind::Full(_) => {}
         }
     }
 }
 
 impl Body for RespBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         match &mut this.kind {
             Kind::Empty => Poll::Ready(None),
@@ -86,11 +96,22 @@ impl Body for RespBody {
                     Poll::Ready(Some(Err(e))) => {
                         // The connection is broken: never pool it.
                         conn.take();
-                        Poll::Ready(Some(Err(e)))
+                        Poll::Ready(Some(Err(e.into())))
                     }
                     Poll::Pending => Poll::Pending,
                 }
             }
+            Kind::Raw(body) => match body.poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        this.bytes += data.len() as u64;
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 
@@ -99,6 +120,7 @@ impl Body for RespBody {
             Kind::Empty => true,
             Kind::Full(data) => data.is_none(),
             Kind::Upstream { body, .. } => body.is_end_stream(),
+            Kind::Raw(body) => body.is_end_stream(),
         }
     }
 
@@ -107,6 +129,7 @@ impl Body for RespBody {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
             Kind::Upstream { body, .. } => body.size_hint(),
+            Kind::Raw(body) => body.size_hint(),
         }
     }
 }
@@ -115,9 +138,12 @@ impl Drop for RespBody {
     fn drop(&mut self) {
         // A body hyper never polled because it was known to be empty
         // (HEAD, 204, 304) still leaves its connection reusable.
-        if let Kind::Upstream { body, .. } = &self.kind
-            && body.is_end_stream()
-        {
+        let ended = match &self.kind {
+            Kind::Upstream { body, .. } => body.is_end_stream(),
+            Kind::Raw(body) => body.is_end_stream(),
+            Kind::Empty | Kind::Full(_) => false,
+        };
+        if ended {
             self.release();
         }
         if let Some(mut log) = self.log.take() {

@@ -17,6 +17,7 @@ mod headers;
 mod listener;
 mod pool;
 mod proxy;
+mod raw;
 mod router;
 mod routes;
 mod tcp;

@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::debug;
 
+use crate::raw::RawConn;
 use crate::workers;
 
 /// The sending half of an upstream HTTP/1.1 connection (whose I/O half
@@ -44,10 +45,10 @@ impl ClusterRt {
 /// that opened it, so only that worker reuses it.
 pub(crate) struct EndpointPool {
     pub(crate) addr: SocketAddr,
-    /// Worker 0's list (and the only one without workers).
-    home: Mutex<Vec<Idle>>,
+    /// Worker 0's lists (and the only ones without workers).
+    home: Mutex<Lists>,
     /// Workers 1.. .
-    others: Box<[Mutex<Vec<Idle>>]>,
+    others: Box<[Mutex<Lists>]>,
     max_idle: usize,
     idle_timeout: Duration,
 }
@@ -55,6 +56,26 @@ pub(crate) struct EndpointPool {
 struct Idle {
     sender: Sender,
     since: Instant,
+}
+
+/// A socket of the lean path ([`crate::raw`]), idle between requests.
+struct RawIdle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// One worker's idle connections: hyper client connections and bare
+/// sockets of the lean path.
+#[derive(Default)]
+struct Lists {
+    hyper: Vec<Idle>,
+    raw: Vec<RawIdle>,
+}
+
+impl Lists {
+    fn len(&self) -> usize {
+        self.hyper.len() + self.raw.len()
+    }
 }
 
 /// Why a connection to an endpoint could not be made.
@@ -82,10 +103,10 @@ impl EndpointPool {
         max_idle: usize,
         idle_timeout: Duration,
     ) -> EndpointPool {
-        let others = (1..slots).map(|_| Mutex::new(Vec::new())).collect();
+        let others = (1..slots).map(|_| Mutex::new(Lists::default())).collect();
         EndpointPool {
             addr,
-            home: Mutex::new(Vec::new()),
+            home: Mutex::new(Lists::default()),
             others,
             max_idle,
             idle_timeout,
@@ -93,7 +114,7 @@ impl EndpointPool {
     }
 
     /// The calling worker's idle list.
-    fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
+    fn lock(&self) -> MutexGuard<'_, Lists> {
         let list = match workers::current() {
             0 => &self.home,
             worker => self.others.get(worker - 1).unwrap_or(&self.home),
@@ -105,12 +126,35 @@ impl EndpointPool {
     pub(crate) fn checkout(&self) -> Option<Sender> {
         // Expiry is left to `sweep`, which keeps the clock off this path.
         let mut idle = self.lock();
-        while let Some(conn) = idle.pop() {
+        while let Some(conn) = idle.hyper.pop() {
             if conn.sender.is_ready() {
                 return Some(conn.sender);
             }
         }
         None
+    }
+
+    /// An idle socket of the lean path that is still open, if any.
+    pub(crate) fn checkout_raw(&self) -> Option<RawConn> {
+        let mut idle = self.lock();
+        while let Some(conn) = idle.raw.pop() {
+            let conn = RawConn::new(conn.stream);
+            if conn.alive() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Gives back a socket of the lean path after a complete exchange.
+    pub(crate) fn release_raw(&self, stream: TcpStream) {
+        let mut idle = self.lock();
+        if idle.len() < self.max_idle {
+            idle.raw.push(RawIdle {
+                stream,
+                since: Instant::now(),
+            });
+        }
     }
 
     /// Gives back a connection whose response has been read to the end.
@@ -137,7 +181,7 @@ impl EndpointPool {
     fn push(&self, sender: Sender) {
         let mut idle = self.lock();
         if idle.len() < self.max_idle {
-            idle.push(Idle {
+            idle.hyper.push(Idle {
                 sender,
                 since: Instant::now(),
             });
@@ -148,13 +192,19 @@ impl EndpointPool {
     pub(crate) fn sweep(&self) {
         let now = Instant::now();
         for list in std::iter::once(&self.home).chain(self.others.iter()) {
-            let stale: Vec<Idle> = {
+            let stale: (Vec<Idle>, Vec<RawIdle>) = {
                 let mut idle = list.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let (keep, stale) = std::mem::take(&mut *idle).into_iter().partition(|conn| {
+                let (keep, stale) = std::mem::take(&mut idle.hyper).into_iter().partition(|conn| {
                     !conn.sender.is_closed() && now.saturating_duration_since(conn.since) <= self.idle_timeout
                 });
-                *idle = keep;
-                stale
+                idle.hyper = keep;
+                // A socket is only registered with its own worker's driver,
+                // so closure is not probed here; checkout probes it.
+                let (keep, stale_raw) = std::mem::take(&mut idle.raw)
+                    .into_iter()
+                    .partition(|conn| now.saturating_duration_since(conn.since) <= self.idle_timeout);
+                idle.raw = keep;
+                (stale, stale_raw)
             };
             drop(stale);
         }
@@ -167,12 +217,11 @@ impl EndpointPool {
         timeout: Duration,
         builder: &http1::Builder,
     ) -> Result<Sender, ConnectError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(self.addr)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(ConnectError::Io(e)),
-            Err(_) => return Err(ConnectError::Timeout),
+        // An idle socket of the lean path serves as well as a new one.
+        let stream = match self.checkout_raw() {
+            Some(conn) => conn.stream,
+            None => self.connect_raw(timeout).await?,
         };
-        let _ = stream.set_nodelay(true);
         let (sender, conn) = builder
             .handshake(TokioIo::new(stream))
             .await
@@ -184,5 +233,16 @@ impl EndpointPool {
             }
         });
         Ok(sender)
+    }
+
+    /// Opens a new socket to the endpoint.
+    pub(crate) async fn connect_raw(&self, timeout: Duration) -> Result<TcpStream, ConnectError> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(self.addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(ConnectError::Io(e)),
+            Err(_) => return Err(ConnectError::Timeout),
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
     }
 }

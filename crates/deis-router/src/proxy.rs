@@ -1,7 +1,9 @@
 //! One HTTP request: route it, then answer locally or forward it upstream.
 
+use std::future::{Future, poll_fn};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -22,6 +24,7 @@ use crate::headers::{
     strip_hop_by_hop, wants_websocket,
 };
 use crate::pool::{ClusterRt, EndpointPool, Sender};
+use crate::raw::{self, RawBody, RawConn, RawFraming};
 use crate::router::Inner;
 use crate::routes::ActionRt;
 
@@ -162,7 +165,9 @@ pub(crate) async fn handle(ctx: &ConnCtx, req: Request<Incoming>) -> Response<Re
             if parts.method == Method::CONNECT {
                 return local(StatusCode::METHOD_NOT_ALLOWED, "", None, log);
             }
-            forward(ctx, parts, body, host, cluster, *timeout, *retries, log).await
+            // Boxed: the forwarding state is large, and hyper moves the
+            // request's future into place once per request.
+            Box::pin(forward(ctx, parts, body, host, cluster, *timeout, *retries, log)).await
         }
     }
 }
@@ -244,6 +249,8 @@ async fn forward(
     };
 
     let headers = &mut parts.headers;
+    // Room for the forwarding headers, so the map grows at most once.
+    headers.reserve(4);
     if h2 {
         headers.remove(http::header::TE);
         if !headers.contains_key(HOST)
@@ -275,14 +282,30 @@ async fn forward(
     }
     parts.version = Version::HTTP_11;
     parts.extensions = Extensions::new();
+    if raw::eligible(&parts, hyper::body::Body::is_end_stream(&body), upgrade) {
+        return forward_raw(parts, cluster, timeout, retries, log).await;
+    }
     let req = Request::from_parts(parts, body);
 
     let mut attempt = Attempt::default();
-    let result = match timeout {
-        Some(limit) => tokio::time::timeout(limit, exchange(ctx, cluster, req, retries, &mut attempt))
-            .await
-            .unwrap_or(Err(ProxyError::Timeout)),
-        None => exchange(ctx, cluster, req, retries, &mut attempt).await,
+    let result = {
+        // Polled in place (not moved into a `Timeout`), the timer beside it.
+        let exchange = exchange(ctx, cluster, req, retries, &mut attempt);
+        tokio::pin!(exchange);
+        match timeout {
+            Some(limit) => {
+                let expiry = tokio::time::sleep(limit);
+                tokio::pin!(expiry);
+                poll_fn(|cx| {
+                    if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
+                        return Poll::Ready(result);
+                    }
+                    expiry.as_mut().poll(cx).map(|()| Err(ProxyError::Timeout))
+                })
+                .await
+            }
+            None => exchange.await,
+        }
     };
     if let Some(log) = &mut log {
         log.entry.upstream = attempt.endpoint;
@@ -314,6 +337,96 @@ async fn forward(
         head,
         RespBody::new(Kind::Upstream { body, conn }, finish(log, status)),
     )
+}
+
+/// `forward` for a request without a body or upgrade: the lean path.
+async fn forward_raw(
+    parts: Parts,
+    cluster: &ClusterRt,
+    timeout: Option<Duration>,
+    retries: u32,
+    mut log: Log,
+) -> Response<RespBody> {
+    let mut attempt = Attempt::default();
+    let result = {
+        let exchange = exchange_raw(cluster, &parts, retries, &mut attempt);
+        tokio::pin!(exchange);
+        match timeout {
+            Some(limit) => {
+                let expiry = tokio::time::sleep(limit);
+                tokio::pin!(expiry);
+                poll_fn(|cx| {
+                    if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
+                        return Poll::Ready(result);
+                    }
+                    expiry.as_mut().poll(cx).map(|()| Err(ProxyError::Timeout))
+                })
+                .await
+            }
+            None => exchange.await,
+        }
+    };
+    if let Some(log) = &mut log {
+        log.entry.upstream = attempt.endpoint;
+        log.entry.connect = attempt.connect;
+    }
+    let (response, framing, conn, pool) = match result {
+        Ok(ok) => ok,
+        Err(error) => return error_reply(error, log),
+    };
+    let (mut head, ()) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers, false);
+    let status = head.status;
+    Response::from_parts(
+        head,
+        RespBody::new(Kind::Raw(RawBody::new(conn, pool, framing)), finish(log, status)),
+    )
+}
+
+/// `exchange` on the lean path: an idle socket if one is open, else a new
+/// one; connect failures move on to the next endpoint, up to `retries`
+/// times.
+async fn exchange_raw(
+    cluster: &ClusterRt,
+    parts: &Parts,
+    retries: u32,
+    attempt: &mut Attempt,
+) -> Result<(Response<()>, RawFraming, RawConn, Arc<EndpointPool>), ProxyError> {
+    let mut start = None;
+    let mut failures = 0u32;
+    loop {
+        let Some(endpoint) = cluster.pick() else {
+            return Err(ProxyError::NoEndpoints);
+        };
+        attempt.endpoint = Some(endpoint.addr);
+        let mut conn = if let Some(conn) = endpoint.checkout_raw() {
+            conn
+        } else {
+            let started = *start.get_or_insert_with(Instant::now);
+            match endpoint.connect_raw(cluster.connect_timeout).await {
+                Ok(stream) => {
+                    attempt.connect = started.elapsed();
+                    RawConn::new(stream)
+                }
+                Err(e) => {
+                    debug!(upstream = %endpoint.addr, error = %e, "upstream connect failed");
+                    failures = failures.saturating_add(1);
+                    if failures > retries {
+                        return Err(ProxyError::ConnectFailed);
+                    }
+                    continue;
+                }
+            }
+        };
+        if let Err(e) = raw::send(&mut conn, parts).await {
+            debug!(upstream = %endpoint.addr, error = %e, "upstream request failed");
+            return Err(ProxyError::UpstreamReset);
+        }
+        let (response, framing) = raw::read_head(&mut conn, &parts.method).await.inspect_err(|e| {
+            debug!(upstream = %endpoint.addr, error = ?e, "upstream request failed");
+        })?;
+        return Ok((response, framing, conn, Arc::clone(endpoint)));
+    }
 }
 
 /// Sends the request to an endpoint: a pooled connection if one is idle,

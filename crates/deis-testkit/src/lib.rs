@@ -267,13 +267,13 @@ pub fn random_ed25519_public_key(comment: &str) -> String {
 
 /// A self-signed certificate and its key for tests (from deis-core's fixtures).
 pub fn test_certificate() -> (String, String) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deis-core/tests/fixtures");
-    let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).expect("fixture exists");
-    (read(CERT_FIXTURE), read(KEY_FIXTURE))
+    // Embedded at compile time: a test binary may run from another checkout
+    // than the one it was built in (a shared target directory).
+    (CERT_FIXTURE.to_owned(), KEY_FIXTURE.to_owned())
 }
 
-const CERT_FIXTURE: &str = "certs/san.crt";
-const KEY_FIXTURE: &str = "certs/rsa-pkcs1.key";
+const CERT_FIXTURE: &str = include_str!("../../deis-core/tests/fixtures/certs/san.crt");
+const KEY_FIXTURE: &str = include_str!("../../deis-core/tests/fixtures/certs/rsa-pkcs1.key");
 
 /// The status code of a call's result (`Ok` on success).
 pub fn code_of<T>(result: Result<T, tonic::Status>) -> tonic::Code {

@@ -1,0 +1,511 @@
+//! The lean HTTP/1.1 upstream path for the common request: no request body,
+//! no upgrade. The request is written and the response read by the
+//! request's own task on a pooled socket, without hyper's client connection
+//! task and the channels between it and the request.
+
+use std::io;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
+use hyper::body::{Frame, SizeHint};
+use hyper::ext::ReasonPhrase;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::access_log::ProxyError;
+use crate::pool::EndpointPool;
+
+/// Most response headers accepted (hyper's default).
+const MAX_HEADERS: usize = 100;
+/// Largest response head accepted (hyper's default read buffer limit).
+const MAX_HEAD: usize = 8192 + 4096 * 100;
+const READ_SIZE: usize = 8192;
+
+/// An upstream socket and what was read from it but not yet used.
+pub(crate) struct RawConn {
+    pub(crate) stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl RawConn {
+    pub(crate) fn new(stream: TcpStream) -> RawConn {
+        RawConn {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Whether an idle socket is still open and silent (the upstream has
+    /// not closed it nor sent anything unasked).
+    pub(crate) fn alive(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
+            self.buf.reserve(READ_SIZE);
+        }
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            match self.stream.try_read_buf(&mut self.buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    async fn fill(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+}
+
+/// Whether a request can take the lean path.
+pub(crate) fn eligible(parts: &Parts, body_empty: bool, upgrade: bool) -> bool {
+    body_empty && !upgrade && parts.uri.path_and_query().is_some()
+}
+
+/// Writes the request head (the body is empty).
+pub(crate) async fn send(conn: &mut RawConn, parts: &Parts) -> io::Result<()> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(parts.method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(path.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    conn.stream.write_all(&head).await
+}
+
+/// How the response body is delimited.
+#[derive(Clone, Copy, Debug)]
+enum Framing {
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the upstream closes.
+    Eof,
+    Done,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk's data.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// Reading trailer lines after the last chunk.
+    Trailers,
+}
+
+/// Reads the response head (skipping interim 1xx responses).
+pub(crate) async fn read_head(
+    conn: &mut RawConn,
+    method: &Method,
+) -> Result<(Response<()>, RawFraming), ProxyError> {
+    loop {
+        let parsed = {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut headers);
+            match response.parse(&conn.buf) {
+                Ok(httparse::Status::Complete(len)) => Some(build(&conn.buf, &response, len)?),
+                Ok(httparse::Status::Partial) => None,
+                Err(_) => return Err(ProxyError::BadResponse),
+            }
+        };
+        match parsed {
+            Some(HeadSpans {
+                status,
+                version,
+                headers: header_ranges,
+                reason: reason_range,
+                len,
+            }) => {
+                let head = conn.buf.split_to(len).freeze();
+                let reason = reason_range.map(|(a, b)| head.slice(a..b));
+                if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+                    continue;
+                }
+                if status == StatusCode::SWITCHING_PROTOCOLS {
+                    // Not asked for: the request did not want an upgrade.
+                    return Err(ProxyError::BadResponse);
+                }
+                let mut map = HeaderMap::with_capacity(header_ranges.len());
+                for (name, value) in header_ranges {
+                    let name =
+                        HeaderName::from_bytes(&head[name.0..name.1]).map_err(|_| ProxyError::BadResponse)?;
+                    let value = HeaderValue::from_maybe_shared(head.slice(value.0..value.1))
+                        .map_err(|_| ProxyError::BadResponse)?;
+                    map.append(name, value);
+                }
+                let framing = framing(method, status, version, &map)?;
+                let mut response = Response::new(());
+                // A reason phrase of the upstream's own goes along (as
+                // hyper's client keeps it).
+                if let Some(reason) = reason
+                    && !reason.is_empty()
+                    && status
+                        .canonical_reason()
+                        .is_none_or(|c| c.as_bytes() != reason.as_ref())
+                    && let Ok(reason) = ReasonPhrase::try_from(reason)
+                {
+                    response.extensions_mut().insert(reason);
+                }
+                *response.status_mut() = status;
+                *response.version_mut() = version;
+                *response.headers_mut() = map;
+                return Ok((response, framing));
+            }
+            None => {
+                if conn.buf.len() >= MAX_HEAD {
+                    return Err(ProxyError::BadResponse);
+                }
+                match conn.fill().await {
+                    Ok(0) | Err(_) => return Err(ProxyError::UpstreamReset),
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+}
+
+type Span = (usize, usize);
+
+/// A parsed response head as byte ranges into the read buffer, so the
+/// buffer can be frozen once and sliced without copying.
+struct HeadSpans {
+    status: StatusCode,
+    version: Version,
+    headers: Vec<(Span, Span)>,
+    reason: Option<Span>,
+    len: usize,
+}
+
+fn build(buf: &[u8], response: &httparse::Response<'_, '_>, len: usize) -> Result<HeadSpans, ProxyError> {
+    let status = response
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(ProxyError::BadResponse)?;
+    let version = match response.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let base = buf.as_ptr() as usize;
+    let offset = |s: &[u8]| {
+        let start = (s.as_ptr() as usize).wrapping_sub(base);
+        (start, start + s.len())
+    };
+    let headers = response
+        .headers
+        .iter()
+        .map(|h| (offset(h.name.as_bytes()), offset(h.value)))
+        .collect();
+    let reason = response.reason.map(|r| offset(r.as_bytes()));
+    Ok(HeadSpans {
+        status,
+        version,
+        headers,
+        reason,
+        len,
+    })
+}
+
+/// The body's framing and whether the connection may be reused after it.
+pub(crate) struct RawFraming {
+    framing: Framing,
+    keep_alive: bool,
+}
+
+fn framing(
+    method: &Method,
+    status: StatusCode,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<RawFraming, ProxyError> {
+    let tokens = |name: HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let mut keep_alive = if version == Version::HTTP_10 {
+        tokens(CONNECTION, "keep-alive")
+    } else {
+        !tokens(CONNECTION, "close")
+    };
+    let framing = if *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Done
+    } else if headers.contains_key(TRANSFER_ENCODING) {
+        let last_chunked = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
+        if version == Version::HTTP_11 && last_chunked {
+            Framing::Chunked(Chunk::Size)
+        } else {
+            keep_alive = false;
+            Framing::Eof
+        }
+    } else if headers.contains_key(CONTENT_LENGTH) {
+        let mut length = None;
+        for value in headers.get_all(CONTENT_LENGTH) {
+            for part in value.to_str().map_err(|_| ProxyError::BadResponse)?.split(',') {
+                let n: u64 = part.trim().parse().map_err(|_| ProxyError::BadResponse)?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(ProxyError::BadResponse);
+                }
+                length = Some(n);
+            }
+        }
+        match length {
+            Some(0) | None => Framing::Done,
+            Some(n) => Framing::Length(n),
+        }
+    } else {
+        keep_alive = false;
+        Framing::Eof
+    };
+    Ok(RawFraming { framing, keep_alive })
+}
+
+/// The upstream response body, read from the socket as the client takes it;
+/// the socket goes back to its pool at the end.
+pub(crate) struct RawBody {
+    conn: Option<(RawConn, Arc<EndpointPool>)>,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+/// An upstream body that broke off.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream body: {0}")]
+pub(crate) struct BodyError(&'static str);
+
+impl RawBody {
+    pub(crate) fn new(conn: RawConn, pool: Arc<EndpointPool>, framing: RawFraming) -> RawBody {
+        RawBody {
+            conn: Some((conn, pool)),
+            framing: framing.framing,
+            keep_alive: framing.keep_alive,
+        }
+    }
+
+    pub(crate) fn is_end_stream(&self) -> bool {
+        matches!(self.framing, Framing::Done)
+    }
+
+    pub(crate) fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Done => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+
+    /// Pools the socket when the body ended cleanly.
+    pub(crate) fn release(&mut self) {
+        if matches!(self.framing, Framing::Done)
+            && self.keep_alive
+            && let Some((conn, pool)) = self.conn.take()
+            && conn.buf.is_empty()
+        {
+            pool.release_raw(conn.stream);
+        }
+    }
+
+    fn fail(&mut self, what: &'static str) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.conn = None;
+        self.framing = Framing::Done;
+        Poll::Ready(Some(Err(BodyError(what))))
+    }
+
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        loop {
+            let Some((conn, _)) = self.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match &mut self.framing {
+                Framing::Done => {
+                    self.release();
+                    self.conn = None;
+                    return Poll::Ready(None);
+                }
+                Framing::Length(remaining) => {
+                    if !conn.buf.is_empty() {
+                        let take = usize::try_from(*remaining)
+                            .unwrap_or(usize::MAX)
+                            .min(conn.buf.len());
+                        let data = conn.buf.split_to(take).freeze();
+                        *remaining -= take as u64;
+                        if *remaining == 0 {
+                            self.framing = Framing::Done;
+                            self.release();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                Framing::Eof => {
+                    if !conn.buf.is_empty() {
+                        let data = conn.buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                Framing::Chunked(state) => match decode_chunk(&mut conn.buf, state) {
+                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Decoded::End) => {
+                        self.framing = Framing::Done;
+                        continue;
+                    }
+                    Ok(Decoded::NeedMore) => {}
+                    Err(what) => return self.fail(what),
+                },
+            }
+            // More bytes are needed.
+            let Some((conn, _)) = self.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if matches!(self.framing, Framing::Chunked(_)) && conn.buf.len() >= MAX_HEAD {
+                return self.fail("chunk header too large");
+            }
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) => {
+                    if matches!(self.framing, Framing::Eof) {
+                        self.framing = Framing::Done;
+                        self.keep_alive = false;
+                        self.conn = None;
+                        return Poll::Ready(None);
+                    }
+                    return self.fail("connection closed before the body ended");
+                }
+                Ok(_) => {}
+                Err(_) => return self.fail("read error"),
+            }
+        }
+    }
+}
+
+enum Decoded {
+    Data(Bytes),
+    End,
+    NeedMore,
+}
+
+/// One step of chunked decoding over the buffered bytes.
+fn decode_chunk(buf: &mut BytesMut, state: &mut Chunk) -> Result<Decoded, &'static str> {
+    loop {
+        match *state {
+            Chunk::Size => {
+                let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") else {
+                    return Ok(Decoded::NeedMore);
+                };
+                let line = buf.split_to(line_end + 2);
+                let digits = line
+                    .iter()
+                    .take(line_end)
+                    .take_while(|b| b.is_ascii_hexdigit())
+                    .count();
+                if digits == 0 || digits > 16 {
+                    return Err("invalid chunk size");
+                }
+                let text = std::str::from_utf8(line.get(..digits).unwrap_or_default())
+                    .map_err(|_| "invalid chunk size")?;
+                let size = u64::from_str_radix(text, 16).map_err(|_| "invalid chunk size")?;
+                let rest = line.get(digits..line_end).unwrap_or_default();
+                if !rest.iter().all(|b| *b == b' ' || *b == b'\t')
+                    && rest.iter().find(|b| **b != b' ' && **b != b'\t') != Some(&b';')
+                {
+                    return Err("invalid chunk size line");
+                }
+                *state = if size == 0 {
+                    Chunk::Trailers
+                } else {
+                    Chunk::Data(size)
+                };
+            }
+            Chunk::Data(remaining) => {
+                if buf.is_empty() {
+                    return Ok(Decoded::NeedMore);
+                }
+                let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(buf.len());
+                let data = buf.split_to(take).freeze();
+                let left = remaining - take as u64;
+                *state = if left == 0 {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(left)
+                };
+                return Ok(Decoded::Data(data));
+            }
+            Chunk::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(Decoded::NeedMore);
+                }
+                if buf.get(..2) != Some(b"\r\n".as_slice()) {
+                    return Err("missing CRLF after chunk");
+                }
+                buf.advance(2);
+                *state = Chunk::Size;
+            }
+            Chunk::Trailers => {
+                let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") else {
+                    return Ok(Decoded::NeedMore);
+                };
+                buf.advance(line_end + 2);
+                if line_end == 0 {
+                    return Ok(Decoded::End);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> Result<(Vec<u8>, bool), &'static str> {
+        let mut buf = BytesMut::from(input);
+        let mut state = Chunk::Size;
+        let mut out = Vec::new();
+        loop {
+            match decode_chunk(&mut buf, &mut state)? {
+                Decoded::Data(d) => out.extend_from_slice(&d),
+                Decoded::End => return Ok((out, true)),
+                Decoded::NeedMore => return Ok((out, false)),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode() {
+        assert_eq!(
+            decode_all(b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n").unwrap(),
+            (b"hello world".to_vec(), true)
+        );
+        assert_eq!(decode_all(b"5\r\nhel").unwrap(), (b"hel".to_vec(), false));
+        assert!(decode_all(b"zz\r\n").is_err());
+        assert!(decode_all(b"1\r\nab\r\n").is_err());
+    }
+}
