@@ -4,6 +4,7 @@
 //! local files in one data directory); the other subcommands run one
 //! component each, for split deployments.
 
+mod logging;
 mod routing;
 
 use std::net::SocketAddr;
@@ -15,9 +16,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use deis_auth::PlatformSecret;
 use deis_builder::{Builder, BuilderConfig, ControllerClient, HookCommand, LocalExecutor, Objects};
-use deis_controller::{Controller, ControllerConfig, EventLog, RegistrationMode};
+use deis_controller::{Controller, ControllerConfig, RegistrationMode};
 use deis_runtime::{LocalRuntime, RuntimeConfig};
-use deis_scheduler::{NoRuntime, Scheduler};
+use deis_scheduler::{LogService, LogSink, NoRuntime, Scheduler};
 use deis_store::Store;
 
 #[derive(Parser)]
@@ -41,6 +42,8 @@ enum Command {
     Builder(BuilderArgs),
     /// Apply database migrations and exit.
     Migrate(StoreArgs),
+    /// Run only the logger (gRPC API and Fluentd Forward listener), for split deployments.
+    Logger(logging::LoggerArgs),
     /// Run only the edge router (reads the routing feed), for split deployments.
     Router(routing::RouterArgs),
     /// Print an Envoy bootstrap that reads this platform's routing feed.
@@ -144,7 +147,7 @@ struct RuntimeOpts {
 
 impl RuntimeOpts {
     /// The scheduler to give the controller.
-    fn start(&self, data_dir: &Path, objects: Objects, logs: Arc<EventLog>) -> Result<Arc<dyn Scheduler>> {
+    fn start(&self, data_dir: &Path, objects: Objects, logs: Arc<dyn LogSink>) -> Result<Arc<dyn Scheduler>> {
         Ok(match self.runtime {
             RuntimeKind::None => Arc::new(NoRuntime),
             RuntimeKind::Local => {
@@ -181,6 +184,8 @@ struct UpArgs {
     builder: BuilderOpts,
     #[command(flatten)]
     router: routing::RouterOpts,
+    #[command(flatten)]
+    logger: logging::LoggerOpts,
     /// Which router serves apps: the embedded one, or none (run Envoy on the routing feed instead).
     #[arg(long = "router", env = "DEIS_ROUTER", value_enum, default_value = "embedded")]
     router_kind: routing::RouterKind,
@@ -201,6 +206,9 @@ struct ControllerArgs {
     runtime: RuntimeOpts,
     #[command(flatten)]
     router: routing::RouterOpts,
+    /// The logger to use (http://host:port of `deis-workflow logger`) [default: one in this process].
+    #[arg(long, env = "DEIS_LOGGER_URL")]
+    logger_url: Option<String>,
     /// Host name users push to, shown in git remotes.
     #[arg(long, env = "DEIS_BUILDER_HOST", default_value = "127.0.0.1")]
     builder_host: String,
@@ -419,10 +427,15 @@ async fn up(args: UpArgs) -> Result<()> {
     let config = args
         .controller
         .config(builder_host.clone(), builder.ssh_addr.port());
-    let logs = Arc::new(EventLog::default());
+    let logger = args.logger.start(logging::logger_token(&secret)).await?;
+    let logs = logger.logger.clone();
     let scheduler = args.runtime.start(&data_dir, objects, logs.clone())?;
     let xds_token = routing::xds_token(&secret);
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs.clone());
+    controller
+        .sync_logger()
+        .await
+        .context("cannot give the logger the apps' drains")?;
     let router_settings = args.router.settings(
         &args.controller.platform_domain,
         args.controller.router_port,
@@ -454,6 +467,11 @@ async fn up(args: UpArgs) -> Result<()> {
         args.controller.platform_domain, args.controller.router_port
     );
     println!("  Routing feed {xds_addr} (xDS; `deis-workflow envoy-bootstrap` for Envoy)");
+    println!(
+        "  Logs         Forward on {}, logger API {}",
+        logger.forward.local_addr(),
+        logger.grpc_addr
+    );
     println!("  Data         {}", data_dir.display());
     println!();
     println!("Next:");
@@ -470,6 +488,7 @@ async fn up(args: UpArgs) -> Result<()> {
     }
     eprintln!("Stopping apps...");
     scheduler.shutdown().await;
+    logger.shutdown().await;
     eprintln!("deis-workflow stopped.");
     Ok(())
 }
@@ -482,10 +501,20 @@ async fn controller(args: ControllerArgs) -> Result<()> {
         .controller
         .config(args.builder_host.clone(), args.builder_port);
     let objects = args.objects.open(&data_dir)?;
-    let logs = Arc::new(EventLog::default());
+    // A logger of its own unless told where the platform's is.
+    let logs: Arc<dyn LogService> = match &args.logger_url {
+        Some(url) => logging::remote(url, &secret)?,
+        None => Arc::new(deis_logger::Logger::new(
+            deis_logger::StoreOptions::default(),
+            deis_logger::DrainOptions::default(),
+        )),
+    };
     let scheduler = args.runtime.start(&data_dir, objects, logs.clone())?;
     let xds_token = routing::xds_token(&secret);
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs);
+    if let Err(e) = controller.sync_logger().await {
+        tracing::warn!(error = %e, "the logger did not take the apps' drains yet");
+    }
     let router_settings = args.router.settings(
         &args.controller.platform_domain,
         args.controller.router_port,
@@ -535,6 +564,7 @@ async fn main() -> Result<()> {
         Command::Builder(args) => builder(args).await,
         Command::EnvoyBootstrap(args) => routing::envoy_bootstrap(&args),
         Command::Router(args) => routing::router(args).await,
+        Command::Logger(args) => logging::logger(args).await,
         Command::Migrate(args) => {
             args.open().await?;
             println!("Database is up to date.");

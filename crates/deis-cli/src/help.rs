@@ -41,6 +41,10 @@ const TOPICS: &[(&str, &str)] = &[
     ("certs", "manage SSL endpoints for an app"),
     ("config", "manage environment variables that define app config"),
     ("domains", "manage and assign domain names to your applications"),
+    (
+        "drains",
+        "send an application's logs to syslog or HTTPS endpoints",
+    ),
     ("git", "manage git for applications"),
     ("healthchecks", "manage healthchecks for applications"),
     ("keys", "manage ssh keys used for 'git push' deployments"),

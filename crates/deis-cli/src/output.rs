@@ -112,6 +112,16 @@ impl Output {
         }
     }
 
+    /// `text` in an ANSI colour (a code such as 36 for cyan) on a colour
+    /// terminal, unchanged otherwise.
+    pub(crate) fn colored(&self, text: &str, code: u8) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
     /// Prints Deis's section header `=== <title>`.
     pub(crate) fn header(&self, title: impl Display) {
         let text = format!("=== {title}");

@@ -41,10 +41,10 @@ use v2::{
     apps_service_client::AppsServiceClient, auth_service_client::AuthServiceClient,
     builds_service_client::BuildsServiceClient, certs_service_client::CertsServiceClient,
     config_service_client::ConfigServiceClient, domains_service_client::DomainsServiceClient,
-    keys_service_client::KeysServiceClient, perms_service_client::PermsServiceClient,
-    platform_service_client::PlatformServiceClient, ps_service_client::PsServiceClient,
-    releases_service_client::ReleasesServiceClient, settings_service_client::SettingsServiceClient,
-    users_service_client::UsersServiceClient,
+    drains_service_client::DrainsServiceClient, keys_service_client::KeysServiceClient,
+    perms_service_client::PermsServiceClient, platform_service_client::PlatformServiceClient,
+    ps_service_client::PsServiceClient, releases_service_client::ReleasesServiceClient,
+    settings_service_client::SettingsServiceClient, users_service_client::UsersServiceClient,
 };
 
 /// How long [`DeisClient::connect`] waits for the TCP (and TLS) handshake.
@@ -173,6 +173,11 @@ impl DeisClient {
     /// `deis.v2.DomainsService`: an app's domains.
     pub fn domains(&self) -> DomainsServiceClient<AuthChannel> {
         DomainsServiceClient::new(self.authed())
+    }
+
+    /// `deis.v2.DrainsService`: an app's log drains.
+    pub fn drains(&self) -> DrainsServiceClient<AuthChannel> {
+        DrainsServiceClient::new(self.authed())
     }
 
     /// `deis.v2.CertsService`: TLS certificates.

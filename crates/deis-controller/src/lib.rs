@@ -21,13 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deis_auth::{LoginLimiter, LoginLimits, PlatformSecret};
-use deis_scheduler::Scheduler;
+use deis_scheduler::{LogService, Scheduler};
 use deis_store::Store;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 pub use error::HTTP_STATUS_METADATA;
-pub use events::EventLog;
 
 /// The version of the platform (this build).
 pub const PLATFORM_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -131,7 +130,7 @@ pub(crate) struct Inner {
     pub(crate) config: ControllerConfig,
     pub(crate) secret: PlatformSecret,
     pub(crate) limiter: LoginLimiter,
-    pub(crate) events: Arc<EventLog>,
+    pub(crate) logs: Arc<dyn LogService>,
     routing: routing::Routing,
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -143,14 +142,14 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller over a migrated store and a scheduler, keeping app logs
-    /// in `events` (which the runtime also writes process output to).
+    /// A controller over a migrated store and a scheduler, with app logs in
+    /// `logs` (the logger, which the runtime and router also write to).
     pub fn new(
         store: Store,
         scheduler: Arc<dyn Scheduler>,
         config: ControllerConfig,
         secret: PlatformSecret,
-        events: Arc<EventLog>,
+        logs: Arc<dyn LogService>,
     ) -> Self {
         let limiter = LoginLimiter::new(config.login_limits);
         Controller {
@@ -160,16 +159,16 @@ impl Controller {
                 config,
                 secret,
                 limiter,
-                events,
+                logs,
                 routing: routing::Routing::new(),
                 app_locks: Mutex::new(HashMap::new()),
             }),
         }
     }
 
-    /// The platform event log (what `deis logs` shows until a logger runs).
-    pub fn events(&self) -> &EventLog {
-        &self.inner.events
+    /// Where app logs are kept (the logger).
+    pub fn logs(&self) -> &Arc<dyn LogService> {
+        &self.inner.logs
     }
 
     /// Serialises changes to one app: releases get consecutive versions and
@@ -191,6 +190,12 @@ impl Controller {
     /// `load_db_state_to_k8s` did, so a restarted platform converges.
     pub async fn converge(&self) {
         release::converge_all(self).await;
+    }
+
+    /// Gives the logger every app's drains (it keeps no state of its own);
+    /// run at start and whenever a remote logger comes back.
+    pub async fn sync_logger(&self) -> deis_core::Result<()> {
+        services::sync_all_drains(self).await
     }
 
     /// The gRPC router with every service, reflection and health.

@@ -178,9 +178,7 @@ impl Controller {
                     .store
                     .mark_release_failed(&state.release, failed_summary)
                     .await?;
-                self.inner
-                    .events
-                    .log(&app.name, &format!("{failed_summary}: {err}"));
+                self.inner.event(&app.name, &format!("{failed_summary}: {err}"));
                 Err(match err {
                     SchedulerError::Unavailable(m) => Error::unavailable(m),
                     other => Error::invalid(format!("There was a problem deploying v{version}: {other}")),
@@ -226,7 +224,7 @@ impl Controller {
         if structure != app.structure {
             self.inner.store.set_structure(&app, &structure).await?;
         }
-        self.inner.events.log(&app.name, &text);
+        self.inner.event(&app.name, &text);
         Ok((build, state.release))
     }
 
@@ -257,7 +255,7 @@ impl Controller {
         let failed = format!("{username} deployed a config that failed");
         self.deploy_new_release(&app, &state, &app.structure, &failed)
             .await?;
-        self.inner.events.log(&app.name, &text);
+        self.inner.event(&app.name, &text);
         Ok((state.config, state.release))
     }
 
@@ -305,7 +303,7 @@ impl Controller {
             self.deploy_new_release(&app, &state, &app.structure, &failed)
                 .await?;
         }
-        self.inner.events.log(&app.name, &text);
+        self.inner.event(&app.name, &text);
         Ok(state.release.version)
     }
 
@@ -342,7 +340,7 @@ impl Controller {
         self.inner.scheduler.scale(&spec).await?;
         self.inner.store.set_structure(&app, &structure).await?;
         let described: Vec<String> = counts.iter().map(|(t, n)| format!("{t}={n}")).collect();
-        self.inner.events.log(
+        self.inner.event(
             &app.name,
             &format!("{username} scaled pods {}", described.join(" ")),
         );
@@ -361,8 +359,7 @@ impl Controller {
         let release = release_spec(app, &current)
             .ok_or_else(|| Error::invalid("No build associated with this release to run this command"))?;
         self.inner
-            .events
-            .log(&app.name, &format!("{username} runs '{command}'"));
+            .event(&app.name, &format!("{username} runs '{command}'"));
         Ok(RunSpec {
             release,
             command: command.to_owned(),

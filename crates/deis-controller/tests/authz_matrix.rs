@@ -39,6 +39,9 @@ const ADMIN: [Code; 5] = [UA, PD, PD, PD, OK];
 const PUBLIC: [Code; 5] = [OK; 5];
 const INTERNAL: [Code; 5] = [UA; 5];
 
+/// Every fixture app's drain (nothing listens there; delivery just retries).
+const FIXTURE_DRAIN: &str = "syslog://127.0.0.1:9";
+
 /// What a case gets to work with.
 struct Ctx {
     c: Clients,
@@ -221,7 +224,41 @@ fn cases() -> Vec<(&'static str, [Code; 5], Call)> {
             READ,
             call!(|x| x.c.apps.get_logs(x.req(pb::GetLogsRequest {
                 app: x.app.clone(),
-                log_lines: 10
+                log_lines: 10,
+                ..Default::default()
+            }))),
+        ),
+        (
+            "AppsService/FollowLogs",
+            READ,
+            call!(|x| x.c.apps.follow_logs(x.req(pb::FollowLogsRequest {
+                app: x.app.clone(),
+                log_lines: 10,
+                ..Default::default()
+            }))),
+        ),
+        (
+            "DrainsService/ListDrains",
+            READ,
+            call!(|x| x
+                .c
+                .drains
+                .list_drains(x.req(pb::ListDrainsRequest { app: x.app.clone() }))),
+        ),
+        (
+            "DrainsService/AddDrain",
+            WRITE,
+            call!(|x| x.c.drains.add_drain(x.req(pb::AddDrainRequest {
+                app: x.app.clone(),
+                url: format!("https://logs.example.com/{}", x.n)
+            }))),
+        ),
+        (
+            "DrainsService/RemoveDrain",
+            WRITE,
+            call!(|x| x.c.drains.remove_drain(x.req(pb::RemoveDrainRequest {
+                app: x.app.clone(),
+                drain: FIXTURE_DRAIN.into()
             }))),
         ),
         (
@@ -702,6 +739,16 @@ async fn fixture(c: &mut Clients, owner: &str, admin: &str, app: &str, domain: &
         ))
         .await
         .expect("domain");
+    c.drains
+        .add_drain(authed(
+            owner,
+            pb::AddDrainRequest {
+                app: app.into(),
+                url: FIXTURE_DRAIN.into(),
+            },
+        ))
+        .await
+        .expect("drain");
     c.settings
         .add_whitelist(authed(
             owner,

@@ -157,6 +157,7 @@ async fn output_and_exit_code_arrive_and_exit_is_last() {
             pb::GetLogsRequest {
                 app: "echo".into(),
                 log_lines: 100,
+                ..Default::default()
             },
         ))
         .await
@@ -404,7 +405,7 @@ impl EchoPlatform {
                 ..Default::default()
             },
             PlatformSecret::new(deis_auth::issue_token().token).unwrap(),
-            Default::default(),
+            Arc::new(deis_logger::Logger::new(Default::default(), Default::default())),
         );
         let (addr, server) = deis_controller::spawn(controller, "127.0.0.1:0".parse().unwrap())
             .await

@@ -42,9 +42,19 @@ pub mod deis {
             include!(concat!(env!("OUT_DIR"), "/deis.internal.v1.rs"));
         }
     }
+
+    /// The logger's API for platform components (`deis.logger.v1`).
+    pub mod logger {
+        /// `deis.logger.v1`.
+        pub mod v1 {
+            #![allow(clippy::all, missing_docs, unreachable_pub)]
+            include!(concat!(env!("OUT_DIR"), "/deis.logger.v1.rs"));
+        }
+    }
 }
 
 pub use deis::internal::v1 as internal;
+pub use deis::logger::v1 as logger;
 pub use deis::v2;
 
 pub use prost;

@@ -19,7 +19,10 @@ mod recording;
 pub mod routing;
 
 pub use attach::{RunInput, RunIo, RunOutput, TtySize};
-pub use logs::{LogLine, LogSink, LogSource, NoLogs};
+pub use logs::{
+    DrainSpec, DrainStats, FollowEvent, LogError, LogFollow, LogLine, LogQuery, LogService, LogSink,
+    LogSource, NoLogs,
+};
 pub use no_runtime::NoRuntime;
 pub use recording::{RecordedCall, RecordingScheduler};
 pub use routing::{AppEndpoints, Endpoint, EndpointsWatch};

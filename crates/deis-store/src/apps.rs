@@ -160,7 +160,7 @@ impl Store {
     pub async fn delete_app(&self, app: &App) -> Result<()> {
         // Foreign keys cascade, but deleting children explicitly keeps the
         // order right for the release → config/build references.
-        use crate::entity::{build, domain};
+        use crate::entity::{build, domain, drain};
         let txn = self.db.begin().await?;
         release::Entity::delete_many()
             .filter(release::Column::AppUuid.eq(&app.uuid))
@@ -176,6 +176,10 @@ impl Store {
             .await?;
         domain::Entity::delete_many()
             .filter(domain::Column::AppUuid.eq(&app.uuid))
+            .exec(&txn)
+            .await?;
+        drain::Entity::delete_many()
+            .filter(drain::Column::AppUuid.eq(&app.uuid))
             .exec(&txn)
             .await?;
         app_settings::Entity::delete_many()

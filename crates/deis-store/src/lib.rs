@@ -7,6 +7,7 @@
 
 mod apps;
 mod checkpoint;
+mod drains;
 mod entity;
 mod error;
 mod json;

@@ -134,6 +134,16 @@ pub struct Domain {
     pub updated: DateTime<Utc>,
 }
 
+/// A log drain of an app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drain {
+    pub uuid: String,
+    pub app: String,
+    pub owner: String,
+    pub url: String,
+    pub created: DateTime<Utc>,
+}
+
 /// A TLS certificate (the private key is only in [`CertificateKeyPair`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Certificate {

@@ -118,7 +118,7 @@ impl TestPlatform {
             scheduler.clone(),
             config,
             PlatformSecret::new(secret.clone()).expect("a strong secret"),
-            Default::default(),
+            Arc::new(deis_logger::Logger::new(Default::default(), Default::default())),
         );
         let (addr, task) = deis_controller::spawn(
             controller.clone(),
@@ -209,6 +209,7 @@ pub struct Clients {
     pub builds: deis_proto::v2::builds_service_client::BuildsServiceClient<Channel>,
     pub releases: deis_proto::v2::releases_service_client::ReleasesServiceClient<Channel>,
     pub domains: deis_proto::v2::domains_service_client::DomainsServiceClient<Channel>,
+    pub drains: deis_proto::v2::drains_service_client::DrainsServiceClient<Channel>,
     pub certs: deis_proto::v2::certs_service_client::CertsServiceClient<Channel>,
     pub keys: deis_proto::v2::keys_service_client::KeysServiceClient<Channel>,
     pub perms: deis_proto::v2::perms_service_client::PermsServiceClient<Channel>,
@@ -231,6 +232,7 @@ impl Clients {
             builds: builds_service_client::BuildsServiceClient::new(channel.clone()),
             releases: releases_service_client::ReleasesServiceClient::new(channel.clone()),
             domains: domains_service_client::DomainsServiceClient::new(channel.clone()),
+            drains: drains_service_client::DrainsServiceClient::new(channel.clone()),
             certs: certs_service_client::CertsServiceClient::new(channel.clone()),
             keys: keys_service_client::KeysServiceClient::new(channel.clone()),
             perms: perms_service_client::PermsServiceClient::new(channel.clone()),

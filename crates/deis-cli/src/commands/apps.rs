@@ -8,10 +8,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use deis_client::proto::tonic::{Code, Response, Status, Streaming};
 use deis_client::v2::{
-    CreateAppRequest, DeleteAppRequest, GetAppRequest, GetAppSettingsRequest, GetLogsRequest,
-    ListAppsRequest, ListDomainsRequest, ListPodsRequest, RunAttachedRequest, RunAttachedResponse,
-    RunCommandRequest, RunCommandResponse, RunEof, RunStart, SetConfigRequest, TransferAppRequest, TtyResize,
-    run_attached_request, run_attached_response,
+    CreateAppRequest, DeleteAppRequest, FollowLogsRequest, GetAppRequest, GetAppSettingsRequest,
+    GetLogsRequest, ListAppsRequest, ListDomainsRequest, ListPodsRequest, LogLine, RunAttachedRequest,
+    RunAttachedResponse, RunCommandRequest, RunCommandResponse, RunEof, RunStart, SetConfigRequest,
+    TransferAppRequest, TtyResize, follow_logs_response, run_attached_request, run_attached_response,
 };
 use deis_client::{ControllerUrl, describe_status};
 use serde_json::json;
@@ -83,6 +83,15 @@ pub(crate) enum Cmd {
         /// The number of lines to show [default: 100]
         #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
         lines: Option<i32>,
+        /// Keep printing new lines as they come (Ctrl-C to stop)
+        #[arg(short = 'f', long, visible_alias = "tail")]
+        follow: bool,
+        /// Only this process type (web) or process (web.1)
+        #[arg(short = 'p', long, visible_alias = "ps", value_name = "TYPE")]
+        process: Option<String>,
+        /// Only lines from this source: app, router or deis
+        #[arg(short = 's', long, value_name = "SOURCE", value_parser = ["app", "router", "deis"])]
+        source: Option<String>,
     },
     /// Run a command in an ephemeral app container
     ///
@@ -154,7 +163,25 @@ pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
         Cmd::List { limit } => list(ctx, &s, s.limit(limit.limit)).await,
         Cmd::Info { app } => info(ctx, &s, &s.app(app.get())?).await,
         Cmd::Open { app } => open(ctx, &s, &s.app(app.get())?).await,
-        Cmd::Logs { app, lines } => logs(ctx, &s, &s.app(app.get())?, lines.unwrap_or(0)).await,
+        Cmd::Logs {
+            app,
+            lines,
+            follow,
+            process,
+            source,
+        } => {
+            let query = LogsQuery {
+                lines: lines.unwrap_or(0),
+                process: process.unwrap_or_default(),
+                source: source.unwrap_or_default(),
+            };
+            let app = s.app(app.get())?;
+            if follow {
+                follow_logs(ctx, &s, &app, query).await
+            } else {
+                logs(ctx, &s, &app, query).await
+            }
+        }
         Cmd::Run { app, command } => {
             run_command(ctx, &s, &s.app(app.get())?, &command.join(" "), app.tty).await
         }
@@ -365,19 +392,83 @@ async fn open(ctx: &Ctx, s: &Session, app: &AppRef) -> Result<()> {
     Ok(())
 }
 
-async fn logs(ctx: &Ctx, s: &Session, app: &AppRef, lines: i32) -> Result<()> {
+/// What `deis logs` asks for.
+struct LogsQuery {
+    lines: i32,
+    process: String,
+    source: String,
+}
+
+/// A log line as Deis prints it, the app and process coloured on a
+/// terminal.
+fn log_line(ctx: &Ctx, line: &LogLine) -> String {
+    let time = output::to_datetime(line.time.as_ref())
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
+        .unwrap_or_default();
+    let colour = match line.source.as_str() {
+        "router" => 35,
+        "deis" => 33,
+        _ => 36,
+    };
+    let who = ctx
+        .out
+        .colored(&format!("{}[{}]:", line.app, line.process), colour);
+    format!("{time} {who} {}", line.text.trim_end_matches('\n'))
+}
+
+async fn logs(ctx: &Ctx, s: &Session, app: &AppRef, query: LogsQuery) -> Result<()> {
     let request = GetLogsRequest {
         app: app.name.clone(),
-        log_lines: lines,
+        log_lines: query.lines,
+        process: query.process,
+        source: query.source,
     };
     let response = call_app(app, s.client().await?.apps().get_logs(request)).await?;
     if ctx.out.json_mode() {
         return ctx.out.json(&response);
     }
-    for line in &response.lines {
-        ctx.out.line(line.trim_end_matches('\n'));
+    for line in &response.entries {
+        ctx.out.line(log_line(ctx, line));
     }
     Ok(())
+}
+
+/// `logs -f`: the latest lines, then new ones as they come; with `--json`
+/// one JSON object per line.
+async fn follow_logs(ctx: &Ctx, s: &Session, app: &AppRef, query: LogsQuery) -> Result<()> {
+    let request = FollowLogsRequest {
+        app: app.name.clone(),
+        log_lines: query.lines,
+        process: query.process,
+        source: query.source,
+    };
+    let mut stream = call_app(app, s.client().await?.apps().follow_logs(request)).await?;
+    loop {
+        let message = tokio::select! {
+            message = stream.message() => message,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let Some(message) = message.map_err(|status| anyhow::anyhow!("{}", status.message()))? else {
+            bail!(
+                "The log stream of {} ended; run the command again to resume.",
+                app.name
+            );
+        };
+        match message.event {
+            Some(follow_logs_response::Event::Line(line)) => {
+                if ctx.out.json_mode() {
+                    ctx.out.json(&line)?;
+                } else {
+                    ctx.out.line(log_line(ctx, &line));
+                }
+            }
+            Some(follow_logs_response::Event::Missed(n)) => {
+                ctx.out
+                    .note(format!("({n} lines skipped: this terminal read too slowly)"));
+            }
+            None => {}
+        }
+    }
 }
 
 /// `apps:run`: attached to the command over `RunAttached`; on a controller

@@ -7,6 +7,7 @@ pub(crate) mod builds;
 pub(crate) mod certs;
 pub(crate) mod config;
 pub(crate) mod domains;
+pub(crate) mod drains;
 pub(crate) mod git;
 pub(crate) mod healthchecks;
 pub(crate) mod keys;
@@ -57,6 +58,7 @@ pub(crate) async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Certs(cmd) => certs::run(ctx, cmd).await,
         Command::Config(cmd) => config::run(ctx, cmd).await,
         Command::Domains(cmd) => domains::run(ctx, cmd).await,
+        Command::Drains(cmd) => drains::run(ctx, cmd).await,
         Command::Git(cmd) => git::run(ctx, cmd),
         Command::Healthchecks(cmd) => healthchecks::run(ctx, cmd).await,
         Command::Keys(cmd) => keys::run(ctx, cmd).await,

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use deis_core::{Error, names, summary, validate};
 use deis_proto::v2::{
-    CreateAppRequest, CreateAppResponse, DeleteAppRequest, DeleteAppResponse, GetAppRequest, GetAppResponse,
-    GetLogsRequest, GetLogsResponse, ListAppsRequest, ListAppsResponse, ListPodsRequest, ListPodsResponse,
-    Pod, RestartPodsRequest, RestartPodsResponse, RunAttachedRequest, RunAttachedResponse, RunCommandRequest,
-    RunCommandResponse, RunExit, ScalePodsRequest, ScalePodsResponse, TransferAppRequest,
-    TransferAppResponse, apps_service_server::AppsService, ps_service_server::PsService,
+    CreateAppRequest, CreateAppResponse, DeleteAppRequest, DeleteAppResponse, FollowLogsRequest,
+    GetAppRequest, GetAppResponse, GetLogsRequest, GetLogsResponse, ListAppsRequest, ListAppsResponse,
+    ListPodsRequest, ListPodsResponse, Pod, RestartPodsRequest, RestartPodsResponse, RunAttachedRequest,
+    RunAttachedResponse, RunCommandRequest, RunCommandResponse, RunExit, ScalePodsRequest, ScalePodsResponse,
+    TransferAppRequest, TransferAppResponse, apps_service_server::AppsService, ps_service_server::PsService,
     run_attached_request, run_attached_response,
 };
 use deis_scheduler::{
@@ -26,10 +26,6 @@ use super::Api;
 use crate::access::Access;
 use crate::convert::{self, page_request, paged};
 use crate::error::{respond, to_status};
-
-/// Default and largest number of log lines.
-const DEFAULT_LOG_LINES: i32 = 100;
-const MAX_LOG_LINES: i32 = 10_000;
 
 /// Messages buffered each way between an attached run and its client.
 const RUN_CHANNEL: usize = 64;
@@ -116,8 +112,7 @@ impl Api {
         let app = self.create_named_app(&user, &request.get_ref().id).await?;
         self.routing_changed();
         self.inner
-            .events
-            .log(&app.name, &summary::initial_release(&user.username));
+            .event(&app.name, &summary::initial_release(&user.username));
         Ok(CreateAppResponse {
             app: Some(convert::app(&app, self.app_url(&app.name))),
         })
@@ -135,7 +130,9 @@ impl Api {
         self.inner.scheduler.destroy(&app.name).await?;
         self.inner.store.delete_app(&app).await?;
         self.routing_changed();
-        self.inner.events.forget(&app.name);
+        if let Err(err) = self.inner.logs.forget(&app.name).await {
+            tracing::warn!(app = %app.name, error = %err, "the logger could not drop the app's logs");
+        }
         self.forget_app_lock(&app.uuid);
         tracing::info!(app = %app.name, by = %user.username, "destroyed app");
         Ok(DeleteAppResponse {})
@@ -153,7 +150,7 @@ impl Api {
         }
         let new_owner = self.find_user(&req.owner).await?;
         self.inner.store.transfer_app(&app, &new_owner).await?;
-        self.inner.events.log(
+        self.inner.event(
             &app.name,
             &format!("{} transferred the app to {}", user.username, new_owner.username),
         );
@@ -203,8 +200,7 @@ impl Api {
         let _guard = self.lock_app(&app.uuid).await;
         let processes = self.inner.scheduler.restart(&app.name, &selector).await?;
         self.inner
-            .events
-            .log(&app.name, &format!("{} restarted processes", user.username));
+            .event(&app.name, &format!("{} restarted processes", user.username));
         Ok(RestartPodsResponse {
             results: pods(processes),
         })
@@ -331,23 +327,19 @@ impl AppsService for Api {
     }
 
     async fn get_logs(&self, request: Request<GetLogsRequest>) -> Result<Response<GetLogsResponse>, Status> {
-        respond(
-            async {
-                let user = self.caller(&request).await?;
-                let req = request.into_inner();
-                let app = self.app_for(&user, &req.app, Access::Read).await?;
-                // Deis falls back to 100 for a missing or invalid count.
-                let lines = if req.log_lines <= 0 {
-                    DEFAULT_LOG_LINES
-                } else {
-                    req.log_lines.min(MAX_LOG_LINES)
-                };
-                Ok(GetLogsResponse {
-                    lines: self.inner.events.tail(&app.name, lines as usize),
-                })
-            }
-            .await,
-        )
+        respond(self.do_get_logs(request).await)
+    }
+
+    type FollowLogsStream = super::logs::FollowLogsStream;
+
+    async fn follow_logs(
+        &self,
+        request: Request<FollowLogsRequest>,
+    ) -> Result<Response<Self::FollowLogsStream>, Status> {
+        self.do_follow_logs(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 }
 

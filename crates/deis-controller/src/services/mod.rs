@@ -5,6 +5,7 @@ mod apps;
 mod auth;
 mod config;
 mod internal;
+mod logs;
 mod perms;
 mod platform;
 mod resources;
@@ -15,12 +16,14 @@ use deis_proto::v2::{
     apps_service_server::AppsServiceServer, auth_service_server::AuthServiceServer,
     builds_service_server::BuildsServiceServer, certs_service_server::CertsServiceServer,
     config_service_server::ConfigServiceServer, domains_service_server::DomainsServiceServer,
-    keys_service_server::KeysServiceServer, perms_service_server::PermsServiceServer,
-    platform_service_server::PlatformServiceServer, ps_service_server::PsServiceServer,
-    releases_service_server::ReleasesServiceServer, settings_service_server::SettingsServiceServer,
-    users_service_server::UsersServiceServer,
+    drains_service_server::DrainsServiceServer, keys_service_server::KeysServiceServer,
+    perms_service_server::PermsServiceServer, platform_service_server::PlatformServiceServer,
+    ps_service_server::PsServiceServer, releases_service_server::ReleasesServiceServer,
+    settings_service_server::SettingsServiceServer, users_service_server::UsersServiceServer,
 };
 use tonic::transport::Server;
+
+pub(crate) use logs::sync_all_drains;
 
 use crate::{Controller, MAX_MESSAGE_BYTES};
 
@@ -70,6 +73,7 @@ pub(crate) fn router(controller: &Controller) -> tonic::transport::server::Route
         .add_service(limited!(BuildsServiceServer, api))
         .add_service(limited!(ReleasesServiceServer, api))
         .add_service(limited!(DomainsServiceServer, api))
+        .add_service(limited!(DrainsServiceServer, api))
         .add_service(limited!(CertsServiceServer, api))
         .add_service(limited!(KeysServiceServer, api))
         .add_service(limited!(PermsServiceServer, api))

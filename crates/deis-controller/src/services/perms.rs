@@ -55,7 +55,7 @@ impl PermsService for Api {
                     }
                     other => other?,
                 }
-                self.inner.events.log(
+                self.inner.event(
                     &app.name,
                     &format!("{} added {} as a collaborator", user.username, target.username),
                 );
@@ -93,7 +93,7 @@ impl PermsService for Api {
                         target.username, app.name
                     )));
                 }
-                self.inner.events.log(
+                self.inner.event(
                     &app.name,
                     &format!("{} removed {} as a collaborator", user.username, target.username),
                 );

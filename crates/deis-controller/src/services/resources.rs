@@ -60,8 +60,7 @@ impl Api {
             other => other?,
         };
         self.inner
-            .events
-            .log(&app.name, &format!("{} added domain {ace}", user.username));
+            .event(&app.name, &format!("{} added domain {ace}", user.username));
         self.routing_changed();
         Ok(AddDomainResponse {
             domain: Some(convert::domain(&domain)),
@@ -83,8 +82,7 @@ impl Api {
             )));
         }
         self.inner
-            .events
-            .log(&app.name, &format!("{} removed domain {ace}", user.username));
+            .event(&app.name, &format!("{} removed domain {ace}", user.username));
         self.routing_changed();
         Ok(RemoveDomainResponse {})
     }
@@ -244,7 +242,7 @@ impl CertsService for Api {
                 let cert = self.own_cert(&user, &req.name).await?;
                 let (ace, app) = self.writable_domain(&user, &req.domain).await?;
                 self.inner.store.set_domain_certificate(&ace, Some(&cert)).await?;
-                self.inner.events.log(
+                self.inner.event(
                     &app.name,
                     &format!("{} attached certificate {} to {ace}", user.username, cert.name),
                 );
@@ -272,7 +270,7 @@ impl CertsService for Api {
                     )));
                 }
                 self.inner.store.set_domain_certificate(&ace, None).await?;
-                self.inner.events.log(
+                self.inner.event(
                     &app.name,
                     &format!("{} detached certificate {} from {ace}", user.username, cert.name),
                 );

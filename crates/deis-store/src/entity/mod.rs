@@ -12,6 +12,7 @@ pub(crate) mod build;
 pub(crate) mod certificate;
 pub(crate) mod config;
 pub(crate) mod domain;
+pub(crate) mod drain;
 pub(crate) mod release;
 pub(crate) mod ssh_key;
 pub(crate) mod token;

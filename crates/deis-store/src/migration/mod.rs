@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261201_000001_initial;
 mod m20261201_000002_termination_grace_period;
+mod m20261201_000003_drains;
 
 /// The platform's migrator.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261201_000001_initial::Migration),
             Box::new(m20261201_000002_termination_grace_period::Migration),
+            Box::new(m20261201_000003_drains::Migration),
         ]
     }
 }
