@@ -231,3 +231,109 @@ fn regex_lite_match(line: &str) -> bool {
     };
     chrono::DateTime::parse_from_rfc3339(time).is_ok() && time.ends_with("+00:00") && rest.contains("]: ")
 }
+
+/// A child process stopped (SIGINT, then SIGKILL) when the test ends.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A split deployment: `deis-workflow logger` alone, and a controller that
+/// sends its platform events there, reads `deis logs` from there and
+/// configures drains there (`--logger-url`).
+#[test]
+fn a_controller_uses_a_logger_in_another_process() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let secret = "split-deployment-platform-secret-0123456789abcdef";
+    let (logger_port, forward_port, controller_port) = (
+        support::up::free_port(),
+        support::up::free_port(),
+        support::up::free_port(),
+    );
+    let server = env!("CARGO_BIN_EXE_deis-workflow");
+    let _logger = Daemon(
+        Command::new(server)
+            .args(["logger", "--platform-secret", secret])
+            .args(["--logger-addr", &format!("127.0.0.1:{logger_port}")])
+            .args(["--forward-addr", &format!("127.0.0.1:{forward_port}")])
+            .arg("--data-dir")
+            .arg(data.path().join("logger"))
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(logger_port);
+    wait_for_port(forward_port);
+    let _controller = Daemon(
+        Command::new(server)
+            .args(["controller", "--platform-secret", secret, "--runtime", "none"])
+            .args(["--controller-addr", &format!("127.0.0.1:{controller_port}")])
+            .args(["--xds-addr", "127.0.0.1:0", "--registration-mode", "enabled"])
+            .args(["--logger-url", &format!("http://127.0.0.1:{logger_port}")])
+            .arg("--data-dir")
+            .arg(data.path().join("controller"))
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(controller_port);
+    ok(
+        h,
+        &[
+            "register",
+            &format!("http://127.0.0.1:{controller_port}"),
+            "--username=alice",
+            "--password=s3cret-pw",
+            "--email=a@example.com",
+        ],
+    );
+    ok(h, &["create", "split", "--no-remote"]);
+    ok(h, &["config:set", "A=1", "-a", "split"]);
+    // Platform events are pushed in batches: wait for them.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let logs = ok(h, &["logs", "-a", "split"]);
+        if logs.contains("split[deis]: alice added A") {
+            assert!(
+                logs.contains("split[deis]: alice created initial release"),
+                "{logs}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "platform events never reached the logger:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok(
+        h,
+        &["drains:add", "https://logs.example.invalid/in", "-a", "split"],
+    );
+    let listed = ok(h, &["drains:list", "-a", "split"]);
+    assert!(listed.contains("https://logs.example.invalid/in"), "{listed}");
+}
