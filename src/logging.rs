@@ -11,7 +11,7 @@ use deis_auth::PlatformSecret;
 use deis_logger::forward::{ForwardOptions, ForwardServer};
 use deis_logger::remote::RemoteLogger;
 use deis_logger::service::LoggerApi;
-use deis_logger::{DrainOptions, Logger, StoreOptions};
+use deis_logger::{DrainOptions, LogMetrics, Logger, StoreOptions};
 use deis_scheduler::LogService;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -113,11 +113,16 @@ impl LoggerOpts {
     }
 }
 
-/// Where the controller's logs go: a logger at `url`, else one in this
-/// process.
-pub(crate) fn remote(url: &str, secret: &PlatformSecret) -> Result<Arc<dyn LogService>> {
+/// The logger at `url` (another process), counting lines it cannot push
+/// into `metrics`.
+pub(crate) fn remote(
+    url: &str,
+    secret: &PlatformSecret,
+    metrics: &LogMetrics,
+) -> Result<Arc<dyn LogService>> {
     Ok(Arc::new(
-        RemoteLogger::new(url, &logger_token(secret)).context("cannot use the logger URL")?,
+        RemoteLogger::with_metrics(url, &logger_token(secret), metrics.clone())
+            .context("cannot use the logger URL")?,
     ))
 }
 
@@ -131,6 +136,8 @@ pub(crate) struct LoggerArgs {
     /// The platform secret (default: the one in the data directory).
     #[arg(long, env = "DEIS_PLATFORM_SECRET", hide_env_values = true)]
     platform_secret: Option<String>,
+    #[command(flatten)]
+    metrics: crate::metrics::MetricsOpts,
 }
 
 /// Runs only the logger, for split deployments.
@@ -140,6 +147,12 @@ pub(crate) async fn logger(args: LoggerArgs) -> Result<()> {
         &crate::ensure_data_dir(args.data_dir.as_deref())?,
     )?;
     let running = args.logger.start(logger_token(&secret)).await?;
+    let _metrics = crate::metrics::Sources {
+        logs: Some(running.logger.metrics()),
+        ..Default::default()
+    }
+    .serve(&args.metrics, crate::metrics::Component::Logger)
+    .await?;
     tracing::info!(grpc = %running.grpc_addr, forward = %running.forward.local_addr(), "logger listening");
     crate::shutdown_signal().await;
     running.shutdown().await;

@@ -4,8 +4,11 @@
 //! local files in one data directory); the other subcommands run one
 //! component each, for split deployments.
 
+mod destroy;
 mod logging;
+mod metrics;
 mod routing;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,6 +51,8 @@ enum Command {
     Router(routing::RouterArgs),
     /// Print an Envoy bootstrap that reads this platform's routing feed.
     EnvoyBootstrap(routing::EnvoyBootstrapArgs),
+    /// Show each component's health, version and address, and warnings for anything degraded.
+    Status(status::StatusArgs),
     /// Print the version.
     Version,
     /// Internal: git hooks of the builder's repositories.
@@ -118,6 +123,13 @@ struct ObjectsOpts {
 }
 
 impl ObjectsOpts {
+    /// Where objects are, for `status`.
+    fn location(&self, data_dir: &Path) -> String {
+        self.object_store
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()))
+    }
+
     fn open(&self, data_dir: &Path) -> Result<Objects> {
         Ok(match &self.object_store {
             Some(url) => Objects::from_url(url)?,
@@ -192,6 +204,8 @@ struct UpArgs {
     /// The secret platform components authenticate with (default: generated into the data directory).
     #[arg(long, env = "DEIS_PLATFORM_SECRET", hide_env_values = true)]
     platform_secret: Option<String>,
+    #[command(flatten)]
+    metrics: metrics::MetricsOpts,
 }
 
 #[derive(Args, Clone)]
@@ -218,6 +232,8 @@ struct ControllerArgs {
     /// The secret platform components authenticate with (default: generated into the data directory).
     #[arg(long, env = "DEIS_PLATFORM_SECRET", hide_env_values = true)]
     platform_secret: Option<String>,
+    #[command(flatten)]
+    metrics: metrics::MetricsOpts,
 }
 
 #[derive(Args, Clone)]
@@ -235,6 +251,8 @@ struct BuilderArgs {
     objects: ObjectsOpts,
     #[command(flatten)]
     builder: BuilderOpts,
+    #[command(flatten)]
+    metrics: metrics::MetricsOpts,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -429,9 +447,18 @@ async fn up(args: UpArgs) -> Result<()> {
         .config(builder_host.clone(), builder.ssh_addr.port());
     let logger = args.logger.start(logging::logger_token(&secret)).await?;
     let logs = logger.logger.clone();
-    let scheduler = args.runtime.start(&data_dir, objects, logs.clone())?;
+    let scheduler = args.runtime.start(&data_dir, objects.clone(), logs.clone())?;
     let xds_token = routing::xds_token(&secret);
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs.clone());
+    let builder = Arc::new(builder);
+    tokio::spawn(destroy::forget_destroyed_apps(
+        controller.destroyed_apps(),
+        builder.clone(),
+    ));
+    status::register_controller(&controller, &controller_url);
+    status::register_builder(&controller, builder.ssh_addr);
+    status::register_logger(&controller, &logger);
+    status::register_objects(&controller, objects, args.objects.location(&data_dir));
     controller
         .sync_logger()
         .await
@@ -441,19 +468,32 @@ async fn up(args: UpArgs) -> Result<()> {
         args.controller.router_port,
         Some(builder.ssh_addr),
     )?;
-    let (xds_addr, _feed) = routing::start_feed(
+    let (xds_addr, feed) = routing::start_feed(
         &controller,
         router_settings,
         args.router.xds_addr,
         xds_token.clone(),
     )
     .await?;
+    status::register_feed(&controller, feed.clone(), xds_addr);
     let router = match args.router_kind {
         routing::RouterKind::Embedded => {
             Some(routing::start_embedded_router(xds_addr, xds_token, logs, Duration::from_secs(5)).await)
         }
         routing::RouterKind::None => None,
     };
+    if let Some(router) = &router {
+        status::register_router(&controller, router.router());
+    }
+    let metrics_server = metrics::Sources {
+        controller: Some(&controller),
+        builder: Some(builder.as_ref()),
+        logs: Some(logger.logger.metrics()),
+        router: router.as_ref().map(|r| r.router().metrics()),
+        feed: Some(&feed),
+    }
+    .serve(&args.metrics, metrics::Component::Controller)
+    .await?;
 
     println!("deis-workflow {} is up.", env!("CARGO_PKG_VERSION"));
     println!();
@@ -472,6 +512,7 @@ async fn up(args: UpArgs) -> Result<()> {
         logger.forward.local_addr(),
         logger.grpc_addr
     );
+    println!("  Metrics      http://{}/metrics", metrics_server.addr);
     println!("  Data         {}", data_dir.display());
     println!();
     println!("Next:");
@@ -502,16 +543,20 @@ async fn controller(args: ControllerArgs) -> Result<()> {
         .config(args.builder_host.clone(), args.builder_port);
     let objects = args.objects.open(&data_dir)?;
     // A logger of its own unless told where the platform's is.
+    let log_metrics = deis_logger::LogMetrics::default();
     let logs: Arc<dyn LogService> = match &args.logger_url {
-        Some(url) => logging::remote(url, &secret)?,
-        None => Arc::new(deis_logger::Logger::new(
+        Some(url) => logging::remote(url, &secret, &log_metrics)?,
+        None => Arc::new(deis_logger::Logger::with_metrics(
             deis_logger::StoreOptions::default(),
             deis_logger::DrainOptions::default(),
+            log_metrics.clone(),
         )),
     };
-    let scheduler = args.runtime.start(&data_dir, objects, logs.clone())?;
+    let scheduler = args.runtime.start(&data_dir, objects.clone(), logs.clone())?;
     let xds_token = routing::xds_token(&secret);
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs);
+    status::register_controller(&controller, &format!("http://{}", listener.local_addr()?));
+    status::register_objects(&controller, objects, args.objects.location(&data_dir));
     if let Err(e) = controller.sync_logger().await {
         tracing::warn!(error = %e, "the logger did not take the apps' drains yet");
     }
@@ -520,7 +565,17 @@ async fn controller(args: ControllerArgs) -> Result<()> {
         args.controller.router_port,
         None,
     )?;
-    routing::start_feed(&controller, router_settings, args.router.xds_addr, xds_token).await?;
+    let (xds_addr, feed) =
+        routing::start_feed(&controller, router_settings, args.router.xds_addr, xds_token).await?;
+    status::register_feed(&controller, feed.clone(), xds_addr);
+    let _metrics = metrics::Sources {
+        controller: Some(&controller),
+        logs: Some(&log_metrics),
+        feed: Some(&feed),
+        ..Default::default()
+    }
+    .serve(&args.metrics, metrics::Component::Controller)
+    .await?;
     tracing::info!(addr = %listener.local_addr()?, "controller listening");
     serve_controller(controller, listener).await?;
     scheduler.shutdown().await;
@@ -535,6 +590,12 @@ async fn builder(args: BuilderArgs) -> Result<()> {
         .builder
         .start(&data_dir, objects, &args.controller_url, secret.expose())
         .await?;
+    let _metrics = metrics::Sources {
+        builder: Some(&builder),
+        ..Default::default()
+    }
+    .serve(&args.metrics, metrics::Component::Builder)
+    .await?;
     shutdown_signal().await;
     builder.shutdown();
     Ok(())
@@ -565,6 +626,7 @@ async fn main() -> Result<()> {
         Command::EnvoyBootstrap(args) => routing::envoy_bootstrap(&args),
         Command::Router(args) => routing::router(args).await,
         Command::Logger(args) => logging::logger(args).await,
+        Command::Status(args) => status::status(args).await,
         Command::Migrate(args) => {
             args.open().await?;
             println!("Database is up to date.");

@@ -248,6 +248,11 @@ impl RunningRouter {
         RunningRouter { router, follower }
     }
 
+    /// The router (for its status).
+    pub(crate) fn router(&self) -> Router {
+        self.router.clone()
+    }
+
     /// Stops following the feed, then lets in-flight requests finish.
     pub(crate) async fn shutdown(self) {
         self.follower.abort();
@@ -307,6 +312,8 @@ pub(crate) struct RouterArgs {
     /// Worker threads serving connections [default: one per CPU].
     #[arg(long, env = "DEIS_ROUTER_WORKERS")]
     workers: Option<usize>,
+    #[command(flatten)]
+    metrics: crate::metrics::MetricsOpts,
 }
 
 /// Runs only the edge router, for split deployments and benchmarks.
@@ -324,8 +331,13 @@ pub(crate) async fn router(args: RouterArgs) -> Result<()> {
         Some(token) => token.clone(),
         None => xds_token(&secret()?),
     };
+    let log_metrics = deis_logger::LogMetrics::default();
     let access_log: Arc<dyn AccessLog> = if let Some(url) = &args.logger_url {
-        Arc::new(AppRouterLog(crate::logging::remote(url, &secret()?)?))
+        Arc::new(AppRouterLog(crate::logging::remote(
+            url,
+            &secret()?,
+            &log_metrics,
+        )?))
     } else if args.access_log {
         Arc::new(deis_router::TracingAccessLog)
     } else {
@@ -335,8 +347,16 @@ pub(crate) async fn router(args: RouterArgs) -> Result<()> {
     if let Some(workers) = args.workers {
         options.workers = workers.max(1);
     }
+    let router = Router::new(options, access_log);
+    let _metrics = crate::metrics::Sources {
+        router: Some(router.metrics()),
+        logs: args.logger_url.is_some().then_some(&log_metrics),
+        ..Default::default()
+    }
+    .serve(&args.metrics, crate::metrics::Component::Router)
+    .await?;
     let running = RunningRouter::follow(
-        Router::new(options, access_log),
+        router,
         format!("http://{}", args.xds_addr),
         token,
         args.node_id.clone(),

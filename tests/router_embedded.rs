@@ -37,6 +37,9 @@ fn status(port: u16, host: &str, path: &str) -> u16 {
 }
 
 /// Requests from four threads until stopped; counts answers and failures.
+/// Concurrent clients of the load.
+const LOAD_THREADS: usize = 4;
+
 struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,
@@ -49,7 +52,7 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
-        let threads = (0..4)
+        let threads = (0..LOAD_THREADS)
             .map(|_| {
                 let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
                 std::thread::spawn(move || {
@@ -116,8 +119,8 @@ fn the_embedded_router_routes_what_the_platform_says() {
         ssh_banner(ssh_port).starts_with("SSH-2.0-"),
         "the builder answers through the router's TCP listener"
     );
-    let _repo = register_and_push(&server, h, "python", "web");
-    let (code, body) = http_get_host(http, "web.localhost", "/headers").unwrap();
+    let _repo = register_and_push(&server, h, "python", "edge");
+    let (code, body) = http_get_host(http, "edge.localhost", "/headers").unwrap();
     assert_eq!(code, 200);
     for header in [
         "x-forwarded-for: 127.0.0.1",
@@ -128,27 +131,27 @@ fn the_embedded_router_routes_what_the_platform_says() {
     }
     assert!(body.contains(&format!("x-forwarded-port: {http}")), "{body}");
 
-    ok(h, &["domains:add", "www.example.com", "-a", "web"]);
+    ok(h, &["domains:add", "www.example.com", "-a", "edge"]);
     let took = until(Duration::from_secs(1), "custom domain", || {
         status(http, "www.example.com", "/") == 200
     });
     println!("custom domain routed by the embedded router after {took:?}");
 
-    ok(h, &["maintenance:on", "-a", "web"]);
+    ok(h, &["maintenance:on", "-a", "edge"]);
     until(Duration::from_secs(1), "maintenance", || {
-        http_get_host(http, "web.localhost", "/").is_some_and(|(s, b)| s == 503 && b.contains("maintenance"))
+        http_get_host(http, "edge.localhost", "/").is_some_and(|(s, b)| s == 503 && b.contains("maintenance"))
     });
-    ok(h, &["maintenance:off", "-a", "web"]);
+    ok(h, &["maintenance:off", "-a", "edge"]);
     until(Duration::from_secs(1), "maintenance off", || {
-        status(http, "web.localhost", "/") == 200
+        status(http, "edge.localhost", "/") == 200
     });
-    ok(h, &["whitelist:add", "10.0.0.0/8", "-a", "web"]);
+    ok(h, &["whitelist:add", "10.0.0.0/8", "-a", "edge"]);
     until(Duration::from_secs(1), "whitelist", || {
-        status(http, "web.localhost", "/") == 403
+        status(http, "edge.localhost", "/") == 403
     });
-    ok(h, &["whitelist:remove", "10.0.0.0/8", "-a", "web"]);
+    ok(h, &["whitelist:remove", "10.0.0.0/8", "-a", "edge"]);
     until(Duration::from_secs(1), "whitelist removed", || {
-        status(http, "web.localhost", "/") == 200
+        status(http, "edge.localhost", "/") == 200
     });
 
     // The attached certificate is served for its name (curl verifies it).
@@ -167,31 +170,31 @@ fn the_embedded_router_routes_what_the_platform_says() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim() == "Hello from Python"
     });
-    ok(h, &["tls:enable", "-a", "web"]);
+    ok(h, &["tls:enable", "-a", "edge"]);
     until(Duration::from_secs(1), "HTTPS redirect", || {
         status(http, "www.example.com", "/") == 301
     });
-    ok(h, &["tls:disable", "-a", "web"]);
+    ok(h, &["tls:disable", "-a", "edge"]);
     until(Duration::from_secs(1), "no redirect", || {
-        status(http, "web.localhost", "/") == 200
+        status(http, "edge.localhost", "/") == 200
     });
 
     // Deploys and a restart under load through the router: nothing fails.
-    ok(h, &["ps:scale", "web=2", "-a", "web"]);
-    let load = Load::start(http, "web.localhost");
+    ok(h, &["ps:scale", "web=2", "-a", "edge"]);
+    let load = Load::start(http, "edge.localhost");
     until(Duration::from_secs(5), "load running", || {
         load.ok.load(Ordering::Relaxed) > 50
     });
-    ok(h, &["config:set", "GREETING=one", "-a", "web"]);
-    ok(h, &["config:set", "GREETING=two", "-a", "web"]);
-    ok(h, &["ps:restart", "-a", "web"]);
+    ok(h, &["config:set", "GREETING=one", "-a", "edge"]);
+    ok(h, &["config:set", "GREETING=two", "-a", "edge"]);
+    ok(h, &["ps:restart", "-a", "edge"]);
     std::thread::sleep(Duration::from_millis(500));
     let before_kill = load.failed();
     assert_eq!(before_kill, 0, "requests failed during deploys");
 
     // A process killed mid-load: the router retries on the other one and
     // the endpoint leaves the rotation.
-    let victim = app_processes("web")
+    let victim = app_processes("edge")
         .into_iter()
         .find(|(_, dyno, _)| dyno == "web.1")
         .expect("web.1 runs");
@@ -202,26 +205,30 @@ fn the_embedded_router_routes_what_the_platform_says() {
     std::thread::sleep(Duration::from_secs(2));
     let (answered, failures) = load.finish();
     println!("{answered} requests under load; failures after the kill: {failures:?}");
+    // Each of the load's threads may have had its request in flight on the
+    // killed process (reset before an answer: 503); beyond those, the
+    // hundreds of requests in the next two seconds must all succeed.
     assert!(
-        failures.len() <= 2,
+        failures.len() <= LOAD_THREADS,
         "at most the requests in flight on the killed process may fail: {failures:?}"
     );
 
     // The request timeout (2 s here) gives 504.
     let started = Instant::now();
-    assert_eq!(status(http, "web.localhost", "/sleep/4"), 504);
+    assert_eq!(status(http, "edge.localhost", "/sleep/4"), 504);
     assert!(started.elapsed() < Duration::from_millis(3500));
 
-    let logs = ok(h, &["logs", "-a", "web", "-n", "500"]);
+    let logs = ok(h, &["logs", "-a", "edge", "-n", "500"]);
     assert!(
         logs.lines().any(
-            |l| l.contains("web[router]: at=info method=GET path=\"/\" host=web.localhost")
+            |l| l.contains("edge[router]: at=info method=GET path=\"/\" host=edge.localhost")
                 && l.contains("status=200")
         ),
         "router lines in deis logs:\n{logs}"
     );
     assert!(
-        logs.lines().any(|l| l.contains("web[router]: at=error code=H12")),
+        logs.lines()
+            .any(|l| l.contains("edge[router]: at=error code=H12")),
         "the timeout is logged as H12:\n{logs}"
     );
     assert!(

@@ -28,6 +28,7 @@ fn envoy_binary() -> PathBuf {
 struct Envoy {
     child: Child,
     admin: u16,
+    log: PathBuf,
 }
 
 impl Envoy {
@@ -61,7 +62,11 @@ impl Envoy {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let envoy = Envoy { child, admin };
+        let envoy = Envoy {
+            child,
+            admin,
+            log: dir.join("envoy.log"),
+        };
         envoy.wait_until(Duration::from_secs(20), "Envoy is live", |e| {
             e.stats().contains("control_plane.connected_state: 1")
         });
@@ -84,6 +89,10 @@ impl Envoy {
 
 impl Drop for Envoy {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("Envoy's log:\n{log}");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -148,7 +157,12 @@ fn scenario(delta: bool) {
         ],
     );
     let envoy = Envoy::start(data.path(), &server.xds_addr, scratch.path(), delta);
-    // Unknown hosts get 404; the catch-all answers health checks.
+    // Unknown hosts get 404 (once Envoy's listener has warmed up: being
+    // connected to the feed does not mean it listens yet); the catch-all
+    // answers health checks.
+    envoy.wait_until(Duration::from_secs(10), "Envoy listens", |_| {
+        get(http, "nothing.localhost").0 != 0
+    });
     assert_eq!(get(http, "nothing.localhost").0, 404);
     assert_eq!(
         curl(&["-H", "Host: x", &format!("http://127.0.0.1:{http}/healthz")]).0,

@@ -230,7 +230,14 @@ fn start_embedded(feed: SocketAddr) -> Result<Proc> {
     spawn(
         Command::new(deis_workflow_binary()?)
             .args(["router", "--xds-addr", &feed.to_string(), "--xds-token", TOKEN])
-            .args(["--node-id", "bench-router", "--workers", "1"])
+            .args([
+                "--node-id",
+                "bench-router",
+                "--workers",
+                "1",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
             .env("TOKIO_WORKER_THREADS", "1")
             .env("RUST_LOG", "warn"),
     )

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 
 mod bench_api;
 mod bench_deploy;
+mod bench_e2e;
 mod bench_logs;
 mod bench_push;
 mod bench_router;
@@ -66,6 +67,10 @@ async fn main() -> Result<()> {
         ["bench", "router"] => bench_router::router().await.context("bench router"),
         ["bench", "converge"] => bench_router::converge().await.context("bench converge"),
         ["bench", "logs"] => bench_logs::run().await.context("bench logs"),
-        _ => bail!("usage: buildtools bench api|push|deploy|router|converge|logs"),
+        ["bench", "e2e"] => tokio::task::spawn_blocking(bench_e2e::run)
+            .await
+            .context("bench e2e")?
+            .context("bench e2e"),
+        _ => bail!("usage: buildtools bench api|push|deploy|router|converge|logs|e2e"),
     }
 }

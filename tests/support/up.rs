@@ -36,6 +36,8 @@ pub struct UpServer {
     pub forward_addr: String,
     /// The logger's gRPC API.
     pub logger_addr: String,
+    /// Where Prometheus scrapes (`host:port`; the path is `/metrics`).
+    pub metrics_addr: String,
 }
 
 /// A loopback port that was free a moment ago (for services whose port
@@ -64,6 +66,11 @@ impl UpServer {
                 &[][..]
             } else {
                 &["--xds-addr", "127.0.0.1:0"][..]
+            })
+            .args(if extra.contains(&"--metrics-addr") {
+                &[][..]
+            } else {
+                &["--metrics-addr", "127.0.0.1:0"][..]
             })
             .args(if extra.contains(&"--logger-addr") {
                 &[][..]
@@ -96,6 +103,7 @@ impl UpServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         let (mut url, mut builder_port, mut xds_addr, mut http_port) = (None, None, None, None);
         let mut logs: Option<(String, String)> = None;
+        let mut metrics_addr = None;
         let mut banner = String::new();
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();
@@ -122,6 +130,9 @@ impl UpServer {
                     .split_once(", logger API ")
                     .map(|(forward, api)| (forward.trim().to_owned(), api.trim().to_owned()));
             }
+            if let Some(rest) = line.trim().strip_prefix("Metrics      http://") {
+                metrics_addr = rest.strip_suffix("/metrics").map(str::to_owned);
+            }
             if line.contains("Ctrl-C") || Instant::now() > deadline {
                 break;
             }
@@ -131,6 +142,7 @@ impl UpServer {
         let xds_addr = xds_addr.unwrap_or_else(|| panic!("no routing feed in:\n{banner}"));
         let http_port = http_port.unwrap_or_else(|| panic!("no app URLs in:\n{banner}"));
         let (forward_addr, logger_addr) = logs.unwrap_or_else(|| panic!("no logger addresses in:\n{banner}"));
+        let metrics_addr = metrics_addr.unwrap_or_else(|| panic!("no metrics address in:\n{banner}"));
         for expected in ["App URLs     http://<app>.localhost:", "deis register"] {
             assert!(banner.contains(expected), "banner lacks {expected:?}:\n{banner}");
         }
@@ -142,6 +154,7 @@ impl UpServer {
             http_port,
             forward_addr,
             logger_addr,
+            metrics_addr,
         }
     }
 

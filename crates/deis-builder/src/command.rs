@@ -86,16 +86,21 @@ fn repository_app(arg: &str) -> Result<String, String> {
     }
     let name = unquoted.strip_prefix('/').unwrap_or(unquoted);
     let name = name.strip_suffix(".git").unwrap_or(name);
-    let valid = !name.is_empty()
+    if !is_app_id(name) {
+        return Err(format!("refused: invalid repository name {}", shown(unquoted)));
+    }
+    Ok(name.to_owned())
+}
+
+/// Whether `name` is an app id (lower-case letters, digits and dashes,
+/// starting with a letter, at most 63 bytes): safe as a file name.
+pub(crate) fn is_app_id(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 63
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && name.as_bytes().first().is_some_and(u8::is_ascii_lowercase);
-    if !valid {
-        return Err(format!("refused: invalid repository name {}", shown(unquoted)));
-    }
-    Ok(name.to_owned())
+        && name.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
 }
 
 /// User input as shown back: cut short.

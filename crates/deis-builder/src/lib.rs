@@ -13,6 +13,7 @@ pub mod controller;
 pub mod executor;
 pub mod hook;
 pub mod hostkeys;
+mod metrics;
 mod pipeline;
 pub mod repo;
 mod ssh;
@@ -73,6 +74,33 @@ pub struct Builder {
     pub ssh_addr: SocketAddr,
     ssh: russh::server::RunningServerHandle,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    repos: repo::Repos,
+    objects: Objects,
+    metrics: metrics::BuildMetrics,
+}
+
+/// Why the builder could not drop a destroyed app's data.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetError {
+    /// The name is not an app id (so it cannot name a repository).
+    #[error("{0:?} is not an app name")]
+    InvalidApp(String),
+    /// The repository directory could not be removed.
+    #[error("cannot remove the git repository of {app}: {source}")]
+    Repository {
+        /// The app.
+        app: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Object storage failed.
+    #[error("cannot remove the build objects of {app}: {source}")]
+    Objects {
+        /// The app.
+        app: String,
+        /// What failed.
+        source: objects::ObjectsError,
+    },
 }
 
 impl Builder {
@@ -101,9 +129,11 @@ impl Builder {
         }
 
         let pushes = hook::Pushes::default();
+        let metrics = metrics::BuildMetrics::new();
         let pipeline = pipeline::Pipeline {
+            metrics: metrics.clone(),
             controller: controller.clone(),
-            objects,
+            objects: objects.clone(),
             executor,
             settings: BuildSettings {
                 work_root,
@@ -114,9 +144,10 @@ impl Builder {
         };
         let hooks = tokio::spawn(hook::serve(hook_listener, pushes.clone(), Arc::new(pipeline)));
 
+        let repos = repo::Repos::new(state.join("repos"), config.hook.clone(), config.max_push_bytes);
         let ssh_state = Arc::new(ssh::SshState {
             controller,
-            repos: repo::Repos::new(state.join("repos"), config.hook.clone(), config.max_push_bytes),
+            repos: repos.clone(),
             pushes,
             socket,
             pushing: Mutex::new(Default::default()),
@@ -153,7 +184,48 @@ impl Builder {
             ssh_addr,
             ssh: handle,
             tasks: vec![hooks, ssh],
+            repos,
+            objects,
+            metrics,
         })
+    }
+
+    /// Drops what the builder keeps for a destroyed app: its git repository
+    /// and its objects (source tarballs, slugs, Procfiles, build cache).
+    /// Removing what is already gone is not an error.
+    pub async fn forget_app(&self, app: &str) -> Result<(), ForgetError> {
+        // The name becomes a path and an object prefix: only app ids pass.
+        if !command::is_app_id(app) {
+            return Err(ForgetError::InvalidApp(app.to_owned()));
+        }
+        self.repos
+            .remove(app)
+            .await
+            .map_err(|source| ForgetError::Repository {
+                app: app.to_owned(),
+                source,
+            })?;
+        let builds = self
+            .objects
+            .delete_app(app)
+            .await
+            .map_err(|source| ForgetError::Objects {
+                app: app.to_owned(),
+                source,
+            })?;
+        tracing::info!(%app, builds, "removed the app's repository and build objects");
+        Ok(())
+    }
+
+    /// Registers the builder's metrics (builds by outcome and their
+    /// durations) for Prometheus.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry);
+    }
+
+    /// Where an app's git repository lives.
+    pub fn repository(&self, app: &str) -> PathBuf {
+        self.repos.path(app)
     }
 
     /// Stops accepting pushes.

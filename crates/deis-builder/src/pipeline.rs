@@ -12,6 +12,7 @@ use tokio::process::Command;
 use crate::controller::ControllerClient;
 use crate::executor::{BuildExecutor, BuildJob};
 use crate::hook::{HookHandler, HookRequest, Output, PushContext, RefUpdate};
+use crate::metrics::BuildMetrics;
 use deis_objects::{self as objects, Objects};
 
 /// Limits and places of builds.
@@ -33,6 +34,7 @@ pub(crate) struct Pipeline {
     pub(crate) objects: Objects,
     pub(crate) executor: Arc<dyn BuildExecutor>,
     pub(crate) settings: BuildSettings,
+    pub(crate) metrics: BuildMetrics,
 }
 
 /// Removes a build's scratch directory however the build ends.
@@ -85,7 +87,10 @@ impl HookHandler for Pipeline {
         let Some(update) = deploying.last() else {
             return 0;
         };
-        match self.build(&context, &request, &update.new, &output).await {
+        let started = std::time::Instant::now();
+        let built = self.build(&context, &request, &update.new, &output).await;
+        self.metrics.built(built.is_ok(), started.elapsed());
+        match built {
             Ok(()) => 0,
             Err(Failure(message)) => {
                 for line in message.lines() {

@@ -11,9 +11,11 @@ mod access;
 mod convert;
 mod error;
 mod events;
+mod metrics;
 mod release;
 mod routing;
 mod services;
+mod status;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +29,9 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 pub use error::HTTP_STATUS_METADATA;
+pub use metrics::GrpcMetricsLayer;
+pub use services::{ApiRouter, PLATFORM_SECRET_METADATA};
+pub use status::{ComponentCheck, ComponentReport, ComponentState};
 
 /// The version of the platform (this build).
 pub const PLATFORM_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -132,8 +137,23 @@ pub(crate) struct Inner {
     pub(crate) limiter: LoginLimiter,
     pub(crate) logs: Arc<dyn LogService>,
     routing: routing::Routing,
+    component_checks: Mutex<Vec<status::ComponentCheck>>,
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) destroyed: tokio::sync::broadcast::Sender<AppDestroyed>,
+    pub(crate) metrics: Arc<metrics::ControllerMetrics>,
 }
+
+/// An app was destroyed (its records are gone for good): components that
+/// keep data of their own per app (the builder's repository and objects)
+/// drop theirs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppDestroyed {
+    /// The app's name.
+    pub app: String,
+}
+
+/// Destroy events buffered for a slow subscriber before it lags.
+const DESTROYED_BUFFER: usize = 1024;
 
 /// The controller's shared state; cheap to clone.
 #[derive(Clone)]
@@ -161,7 +181,10 @@ impl Controller {
                 limiter,
                 logs,
                 routing: routing::Routing::new(),
+                component_checks: Mutex::new(Vec::new()),
                 app_locks: Mutex::new(HashMap::new()),
+                destroyed: tokio::sync::broadcast::channel(DESTROYED_BUFFER).0,
+                metrics: Arc::new(metrics::ControllerMetrics::new()),
             }),
         }
     }
@@ -169,6 +192,13 @@ impl Controller {
     /// Where app logs are kept (the logger).
     pub fn logs(&self) -> &Arc<dyn LogService> {
         &self.inner.logs
+    }
+
+    /// Every app destroyed from now on, sent once its records are deleted
+    /// (the transaction committed). The controller depends on nobody who
+    /// listens: `deis-workflow` wires listeners such as the builder.
+    pub fn destroyed_apps(&self) -> tokio::sync::broadcast::Receiver<AppDestroyed> {
+        self.inner.destroyed.subscribe()
     }
 
     /// Serialises changes to one app: releases get consecutive versions and
@@ -199,8 +229,16 @@ impl Controller {
     }
 
     /// The gRPC router with every service, reflection and health.
-    pub fn router(&self) -> tonic::transport::server::Router {
+    pub fn router(&self) -> services::ApiRouter {
         services::router(self)
+    }
+
+    /// Registers the controller's metrics (API calls, deploys, processes by
+    /// state) for Prometheus.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.inner
+            .metrics
+            .register(registry, Arc::clone(&self.inner.scheduler));
     }
 
     /// Serves the API on `listener` until `shutdown` resolves.

@@ -169,7 +169,10 @@ impl Controller {
         let Some(spec) = self.deploy_spec(app, state, structure).await? else {
             return Ok(());
         };
-        match self.inner.scheduler.deploy(&spec).await {
+        let started = std::time::Instant::now();
+        let deployed = self.inner.scheduler.deploy(&spec).await;
+        self.inner.metrics.deployed(deployed.is_ok(), started.elapsed());
+        match deployed {
             Ok(()) => Ok(()),
             Err(err) => {
                 let version = state.release.version;

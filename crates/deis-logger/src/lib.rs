@@ -14,33 +14,49 @@ use deis_scheduler::{DrainSpec, DrainStats, LogError, LogFollow, LogLine, LogQue
 
 pub mod drains;
 pub mod forward;
+pub mod metrics;
 pub mod remote;
 pub mod service;
 pub mod store;
 
 pub use drains::{DrainOptions, Drains};
+pub use metrics::LogMetrics;
 pub use store::{LogStore, StoreOptions, StoreUsage};
 
 /// The logger in this process: the store and the drains.
 pub struct Logger {
     store: LogStore,
     drains: Drains,
+    metrics: LogMetrics,
 }
 
 impl Logger {
     /// A logger keeping what `store` says and delivering to drains as
     /// `drains` says.
     pub fn new(store: StoreOptions, drains: DrainOptions) -> Logger {
+        Logger::with_metrics(store, drains, LogMetrics::default())
+    }
+
+    /// [`Logger::new`], counting into `metrics`.
+    pub fn with_metrics(store: StoreOptions, drains: DrainOptions, metrics: LogMetrics) -> Logger {
+        metrics.ingesting();
         Logger {
-            store: LogStore::new(store),
-            drains: Drains::new(drains),
+            store: LogStore::with_metrics(store, metrics.clone()),
+            drains: Drains::with_metrics(drains, metrics.clone()),
+            metrics,
         }
     }
 
     /// Takes a line already shared (the gRPC and Forward ingest paths).
     pub fn ingest(&self, line: Arc<LogLine>) {
+        self.metrics.ingested(line.source);
         self.drains.offer(&line);
         self.store.push(line);
+    }
+
+    /// Its counters, for a Prometheus registry.
+    pub fn metrics(&self) -> &LogMetrics {
+        &self.metrics
     }
 
     /// What the store holds.

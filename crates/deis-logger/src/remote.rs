@@ -3,7 +3,6 @@
 //! all over `deis.logger.v1`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deis_proto::logger::{
@@ -22,6 +21,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
+use crate::metrics::{DropReason, LogMetrics};
 use crate::service::{entry_from_wire, entry_to_wire, filter_to_wire, stats_from_wire};
 
 /// Lines waiting to be pushed; beyond this, lines are dropped and counted
@@ -48,13 +48,18 @@ type Client = LoggerServiceClient<InterceptedService<Channel, Token>>;
 pub struct RemoteLogger {
     client: Client,
     queue: mpsc::Sender<LogLine>,
-    dropped: Arc<AtomicU64>,
+    metrics: LogMetrics,
 }
 
 impl RemoteLogger {
     /// A client of the logger at `url` (`http://host:port`), presenting
     /// `token`. Connects lazily and reconnects on its own.
     pub fn new(url: &str, token: &str) -> Result<RemoteLogger, LogError> {
+        RemoteLogger::with_metrics(url, token, LogMetrics::default())
+    }
+
+    /// [`RemoteLogger::new`], counting lines it drops into `metrics`.
+    pub fn with_metrics(url: &str, token: &str, metrics: LogMetrics) -> Result<RemoteLogger, LogError> {
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| LogError::Invalid(format!("the logger URL {url} is not valid: {e}")))?
             .connect_timeout(Duration::from_secs(5))
@@ -63,24 +68,23 @@ impl RemoteLogger {
             .map_err(|_| LogError::Invalid("the logger token is not valid header text".into()))?;
         let client = LoggerServiceClient::with_interceptor(endpoint.connect_lazy(), Token(token));
         let (queue, lines) = mpsc::channel(QUEUE_LINES);
-        let dropped = Arc::new(AtomicU64::new(0));
-        tokio::spawn(push_lines(client.clone(), lines, Arc::clone(&dropped)));
+        tokio::spawn(push_lines(client.clone(), lines, metrics.clone()));
         Ok(RemoteLogger {
             client,
             queue,
-            dropped,
+            metrics,
         })
     }
 
     /// Lines dropped because the logger was unreachable or slow.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.metrics.dropped_lines(DropReason::RemotePush)
     }
 }
 
 /// Pushes queued lines in batches over one client stream, opening a new
 /// stream when one fails (the batch in flight then counts as dropped).
-async fn push_lines(client: Client, mut lines: mpsc::Receiver<LogLine>, dropped: Arc<AtomicU64>) {
+async fn push_lines(client: Client, mut lines: mpsc::Receiver<LogLine>, metrics: LogMetrics) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let (batches, stream) = mpsc::channel::<PushRequest>(4);
@@ -102,7 +106,7 @@ async fn push_lines(client: Client, mut lines: mpsc::Receiver<LogLine>, dropped:
             }
             let count = entries.len() as u64;
             if batches.send(PushRequest { entries }).await.is_err() {
-                dropped.fetch_add(count, Ordering::Relaxed);
+                metrics.dropped(DropReason::RemotePush, count);
                 break;
             }
             backoff = Duration::from_millis(200);
@@ -125,7 +129,7 @@ fn log_error(status: Status) -> LogError {
 impl LogSink for RemoteLogger {
     fn send(&self, line: LogLine) {
         if self.queue.try_send(line).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.dropped(DropReason::RemotePush, 1);
         }
     }
 }

@@ -6,10 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use deis_scheduler::{FollowEvent, LogFollow, LogLine, LogQuery};
+use deis_scheduler::{FollowEvent, LogFollow, LogLine, LogQuery, LogSource};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+
+use crate::metrics::{DropReason, LogMetrics};
 
 /// How much a store keeps.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +50,7 @@ pub struct StoreUsage {
 pub struct LogStore {
     options: StoreOptions,
     state: Mutex<State>,
+    metrics: LogMetrics,
 }
 
 #[derive(Default)]
@@ -58,7 +62,15 @@ struct State {
     bytes: usize,
     lines: usize,
     next_seq: u64,
+    /// Apps forgotten lately, with when: lines of their processes and of
+    /// the router still on their way (a process's last words, a request
+    /// routed by the previous routing config) must not bring them back.
+    forgotten: HashMap<String, Instant>,
 }
+
+/// How long after an app is forgotten its stragglers are dropped. A
+/// platform event (the app created again) ends this at once.
+const STRAGGLER_GRACE: Duration = Duration::from_secs(10);
 
 struct AppLog {
     name: Arc<str>,
@@ -76,6 +88,11 @@ pub fn line_cost(line: &LogLine) -> usize {
 impl LogStore {
     /// An empty store.
     pub fn new(options: StoreOptions) -> LogStore {
+        LogStore::with_metrics(options, LogMetrics::default())
+    }
+
+    /// An empty store counting what its followers miss into `metrics`.
+    pub(crate) fn with_metrics(options: StoreOptions, metrics: LogMetrics) -> LogStore {
         LogStore {
             options: StoreOptions {
                 lines_per_app: options.lines_per_app.max(1),
@@ -83,6 +100,7 @@ impl LogStore {
                 ..options
             },
             state: Mutex::new(State::default()),
+            metrics,
         }
     }
 
@@ -97,6 +115,17 @@ impl LogStore {
         let cost = line_cost(&line);
         let mut state = self.lock();
         let state = &mut *state;
+        if !state.forgotten.is_empty() && state.forgotten.contains_key(line.app.as_str()) {
+            if line.source == LogSource::Platform {
+                state.forgotten.remove(line.app.as_str());
+            } else if state
+                .forgotten
+                .get(line.app.as_str())
+                .is_some_and(|at| at.elapsed() < STRAGGLER_GRACE)
+            {
+                return;
+            }
+        }
         let seq = state.next_seq;
         state.next_seq += 1;
         if !state.apps.contains_key(line.app.as_str()) {
@@ -155,8 +184,10 @@ impl LogStore {
             (log.tail(query), receiver)
         };
         let query = query.clone();
+        let metrics = self.metrics.clone();
         let live = futures::stream::unfold(receiver, move |mut receiver| {
             let query = query.clone();
+            let metrics = metrics.clone();
             async move {
                 loop {
                     match receiver.recv().await {
@@ -165,6 +196,7 @@ impl LogStore {
                         }
                         Ok(_) => {}
                         Err(RecvError::Lagged(missed)) => {
+                            metrics.dropped(DropReason::FollowerLag, missed);
                             return Some((FollowEvent::Missed(missed), receiver));
                         }
                         Err(RecvError::Closed) => return None,
@@ -176,10 +208,14 @@ impl LogStore {
         Box::pin(futures::StreamExt::chain(replay, live))
     }
 
-    /// Drops an app's lines; its followers' streams end.
+    /// Drops an app's lines; its followers' streams end. Its processes' and
+    /// the router's lines that arrive in the next seconds are dropped too,
+    /// until a platform event says the app exists again.
     pub fn forget(&self, app: &str) {
         let mut state = self.lock();
         let state = &mut *state;
+        state.forgotten.retain(|_, at| at.elapsed() < STRAGGLER_GRACE);
+        state.forgotten.insert(app.to_owned(), Instant::now());
         if let Some(mut log) = state.apps.remove(app) {
             while !log.lines.is_empty() {
                 pop_oldest(&mut log, &mut state.oldest, &mut state.bytes, &mut state.lines);
@@ -239,7 +275,6 @@ fn pop_oldest(app: &mut AppLog, oldest: &mut BTreeMap<u64, Arc<str>>, bytes: &mu
 mod tests {
     use super::*;
     use chrono::Utc;
-    use deis_scheduler::LogSource;
     use futures::StreamExt;
 
     fn line(app: &str, process: &str, text: &str) -> Arc<LogLine> {
@@ -280,6 +315,28 @@ mod tests {
         assert_eq!(texts(&store.tail("a", &all(10))), ["2", "3", "4"]);
         assert_eq!(texts(&store.tail("a", &all(2))), ["3", "4"]);
         assert_eq!(store.usage().lines, 3);
+    }
+
+    #[test]
+    fn a_forgotten_apps_stragglers_stay_out_until_it_exists_again() {
+        let store = LogStore::new(StoreOptions::default());
+        store.push(line("a", "web.1", "before"));
+        store.push(line("b", "web.1", "other app"));
+        store.forget("a");
+        store.push(line("a", "web.1", "last words"));
+        store.push(line("a", "router", "routed by the old config"));
+        assert!(store.tail("a", &all(10)).is_empty());
+        assert_eq!(store.usage().apps, 1);
+        // Created again: its platform event and everything after is kept.
+        let created = Arc::new(LogLine {
+            source: LogSource::Platform,
+            process: "deis".into(),
+            ..(*line("a", "deis", "created")).clone()
+        });
+        store.push(created);
+        store.push(line("a", "web.1", "new life"));
+        assert_eq!(texts(&store.tail("a", &all(10))), ["created", "new life"]);
+        assert_eq!(texts(&store.tail("b", &all(10))), ["other app"]);
     }
 
     #[test]
@@ -354,10 +411,14 @@ mod tests {
 
     #[tokio::test]
     async fn followers_get_the_tail_then_new_lines_and_are_told_what_they_missed() {
-        let store = LogStore::new(StoreOptions {
-            follower_lag: 4,
-            ..StoreOptions::default()
-        });
+        let metrics = LogMetrics::default();
+        let store = LogStore::with_metrics(
+            StoreOptions {
+                follower_lag: 4,
+                ..StoreOptions::default()
+            },
+            metrics.clone(),
+        );
         store.push(line("a", "web.1", "old"));
         let mut follow = store.follow("a", &all(10));
         store.push(line("a", "web.1", "new"));
@@ -372,6 +433,7 @@ mod tests {
             store.push(line("a", "web.1", &i.to_string()));
         }
         assert_eq!(follow.next().await, Some(FollowEvent::Missed(6)));
+        assert_eq!(metrics.dropped_lines(DropReason::FollowerLag), 6);
         assert_eq!(next(follow.next().await), "6");
         store.forget("a");
         for expected in ["7", "8", "9"] {

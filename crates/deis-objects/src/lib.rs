@@ -169,7 +169,31 @@ impl Objects {
 
     /// Deletes every object under a prefix (an app's objects on destroy).
     pub async fn delete_prefix(&self, prefix: &str) -> Result<(), ObjectsError> {
-        let listed: Vec<_> = self.store.list(Some(&self.key(prefix))).collect().await;
+        self.delete_under(&self.key(prefix)).await
+    }
+
+    /// Deletes every object of an app: its build cache (`home/<app>/`) and
+    /// every build's source, slug and Procfile (`home/<app>:git-<sha8>/`).
+    /// Returns how many builds' prefixes were removed.
+    pub async fn delete_app(&self, app: &str) -> Result<usize, ObjectsError> {
+        self.delete_prefix(&format!("home/{app}")).await?;
+        // Builds sit beside the app's directory, not in it, so they are
+        // found among `home/`'s children; `:` cannot occur in an app id, so
+        // `<app>:git-` never matches another app's builds.
+        let builds = format!("{app}:git-");
+        let listed = self.store.list_with_delimiter(Some(&self.key("home"))).await?;
+        let mut removed = 0;
+        for prefix in listed.common_prefixes {
+            if prefix.filename().is_some_and(|name| name.starts_with(&builds)) {
+                self.delete_under(&prefix).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn delete_under(&self, prefix: &Path) -> Result<(), ObjectsError> {
+        let listed: Vec<_> = self.store.list(Some(prefix)).collect().await;
         for meta in listed {
             match self.store.delete(&meta?.location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}

@@ -1,7 +1,7 @@
 //! The response body the router sends: a local reply or the upstream's body
 //! streamed through. It counts bytes, returns the upstream connection to its
 //! pool when the body has been read to the end, and writes the access log
-//! entry when dropped.
+//! entry and the virtual host's metrics when dropped.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,16 +12,24 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::access_log::{AccessEntry, AccessLog};
+use crate::metrics::VhostStats;
 use crate::pool::{EndpointPool, Sender};
 use crate::raw::RawBody;
 
-/// The entry being built for one request, written when its body is dropped.
-/// `None` when the access log is disabled.
-pub(crate) type Log = Option<Box<PendingLog>>;
+/// What is recorded about one request when its body is dropped.
+pub(crate) struct Log {
+    /// The access log entry being built; `None` when the access log is
+    /// disabled.
+    pub(crate) access: Option<Box<PendingLog>>,
+    /// The matched virtual host's metrics (`None`: no virtual host matched).
+    pub(crate) stats: Option<Arc<VhostStats>>,
+    pub(crate) start: Instant,
+    /// The status sent.
+    pub(crate) status: u16,
+}
 
 pub(crate) struct PendingLog {
     pub(crate) sink: Arc<dyn AccessLog>,
-    pub(crate) start: Instant,
     pub(crate) entry: AccessEntry,
 }
 
@@ -43,7 +51,6 @@ pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 pub(crate) struct RespBody {
     kind: Kind,
-    /// Boxed: it is large and the body is moved several times.
     log: Log,
     bytes: u64,
 }
@@ -146,10 +153,19 @@ impl Drop for RespBody {
         if ended {
             self.release();
         }
-        if let Some(mut log) = self.log.take() {
-            log.entry.bytes_sent = self.bytes;
-            log.entry.total = log.start.elapsed();
-            log.sink.log(&log.entry);
+        let log = &mut self.log;
+        if log.stats.is_none() && log.access.is_none() {
+            return;
+        }
+        let total = log.start.elapsed();
+        if let Some(stats) = &log.stats {
+            stats.record(log.status, total);
+        }
+        if let Some(mut pending) = log.access.take() {
+            pending.entry.status = log.status;
+            pending.entry.bytes_sent = self.bytes;
+            pending.entry.total = total;
+            pending.sink.log(&pending.entry);
         }
     }
 }

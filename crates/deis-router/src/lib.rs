@@ -15,6 +15,7 @@ mod body;
 mod drain;
 mod headers;
 mod listener;
+mod metrics;
 mod pool;
 mod proxy;
 mod raw;
@@ -25,4 +26,5 @@ mod tls;
 mod workers;
 
 pub use access_log::{AccessEntry, AccessLog, NoAccessLog, ProxyError, TracingAccessLog, format_heroku};
+pub use metrics::RouterMetrics;
 pub use router::{ApplyError, Router, RouterOptions};

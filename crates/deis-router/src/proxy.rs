@@ -66,10 +66,9 @@ pub(crate) async fn handle(ctx: &ConnCtx, req: Request<Incoming>) -> Response<Re
     {
         parts.headers.insert(X_REQUEST_ID, headers::new_request_id());
     }
-    let mut log = ctx.inner.access_log.enabled().then(|| {
+    let access = ctx.inner.access_log.enabled().then(|| {
         Box::new(PendingLog {
             sink: Arc::clone(&ctx.inner.access_log),
-            start: Instant::now(),
             entry: AccessEntry {
                 virtual_host: None,
                 method: parts.method.clone(),
@@ -91,6 +90,12 @@ pub(crate) async fn handle(ctx: &ConnCtx, req: Request<Incoming>) -> Response<Re
             },
         })
     });
+    let mut log = Log {
+        access,
+        stats: None,
+        start: Instant::now(),
+        status: 0,
+    };
 
     let host_str = host
         .as_ref()
@@ -103,8 +108,9 @@ pub(crate) async fn handle(ctx: &ConnCtx, req: Request<Incoming>) -> Response<Re
     let Some(vhost) = table.find(&headers::lowercase(host_str)) else {
         return local(StatusCode::NOT_FOUND, "", None, log);
     };
-    if let Some(log) = &mut log {
-        log.entry.virtual_host = Some(Arc::clone(&vhost.name));
+    log.stats = Some(Arc::clone(&vhost.stats));
+    if let Some(access) = &mut log.access {
+        access.entry.virtual_host = Some(Arc::clone(&vhost.name));
     }
     if !vhost.allows(ctx.client_ip) {
         return local(StatusCode::FORBIDDEN, "access denied\n", None, log);
@@ -173,9 +179,7 @@ pub(crate) async fn handle(ctx: &ConnCtx, req: Request<Incoming>) -> Response<Re
 }
 
 fn finish(mut log: Log, status: StatusCode) -> Log {
-    if let Some(log) = &mut log {
-        log.entry.status = status.as_u16();
-    }
+    log.status = status.as_u16();
     log
 }
 
@@ -186,8 +190,8 @@ fn local(
     error: Option<ProxyError>,
     mut log: Log,
 ) -> Response<RespBody> {
-    if let Some(log) = &mut log {
-        log.entry.error = error;
+    if let Some(access) = &mut log.access {
+        access.entry.error = error;
     }
     let kind = if body.is_empty() {
         Kind::Empty
@@ -307,9 +311,9 @@ async fn forward(
             None => exchange.await,
         }
     };
-    if let Some(log) = &mut log {
-        log.entry.upstream = attempt.endpoint;
-        log.entry.connect = attempt.connect;
+    if let Some(access) = &mut log.access {
+        access.entry.upstream = attempt.endpoint;
+        access.entry.connect = attempt.connect;
     }
     let (mut response, sender, pool) = match result {
         Ok(ok) => ok,
@@ -366,9 +370,9 @@ async fn forward_raw(
             None => exchange.await,
         }
     };
-    if let Some(log) = &mut log {
-        log.entry.upstream = attempt.endpoint;
-        log.entry.connect = attempt.connect;
+    if let Some(access) = &mut log.access {
+        access.entry.upstream = attempt.endpoint;
+        access.entry.connect = attempt.connect;
     }
     let (response, framing, conn, pool) = match result {
         Ok(ok) => ok,

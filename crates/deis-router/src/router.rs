@@ -19,6 +19,7 @@ use crate::access_log::AccessLog;
 use crate::config::{ListenerKind, RouterConfig};
 use crate::drain::{ABORTING, DRAINING, Registry};
 use crate::listener::{self, ConnKind};
+use crate::metrics::{RouterMetrics, Stats};
 use crate::pool::{ClusterRt, EndpointPool};
 use crate::routes::RouteTableRt;
 use crate::tls;
@@ -134,6 +135,7 @@ pub struct Router {
 pub(crate) struct Inner {
     pub(crate) options: RouterOptions,
     pub(crate) access_log: Arc<dyn AccessLog>,
+    stats: Arc<Stats>,
     snapshot: ArcSwap<Snapshot>,
     control: Mutex<Control>,
     /// Every open connection, for drain and abort.
@@ -280,6 +282,7 @@ impl Router {
             inner: Arc::new(Inner {
                 options,
                 access_log,
+                stats: Arc::default(),
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
                 control: Mutex::new(Control::default()),
                 conns: Arc::new(Registry::default()),
@@ -362,7 +365,7 @@ impl Router {
         for (name, table) in &config.route_tables {
             tables.insert(
                 name.clone(),
-                Arc::new(RouteTableRt::compile(name, table, &clusters)?),
+                Arc::new(RouteTableRt::compile(name, table, &clusters, &inner.stats)?),
             );
         }
 
@@ -510,9 +513,15 @@ impl Router {
         control.pools = pools;
         control.round_robin = round_robin;
         drop(control);
+        inner.stats.prune();
         self.start_sweeper();
         info!(version = %config.version, listeners = config.listeners.len(), "router config applied");
         Ok(())
+    }
+
+    /// The router's request metrics, read when Prometheus scrapes them.
+    pub fn metrics(&self) -> RouterMetrics {
+        RouterMetrics(Arc::clone(&self.inner.stats))
     }
 
     /// The actual bound address of each listener, by name (useful with port 0).

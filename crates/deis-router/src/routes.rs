@@ -12,6 +12,7 @@ use http::{HeaderValue, StatusCode};
 use ipnet::IpNet;
 
 use crate::config::{PathMatch, RouteAction, RouteTable};
+use crate::metrics::{Stats, VhostStats};
 use crate::pool::ClusterRt;
 use crate::router::ApplyError;
 
@@ -29,6 +30,8 @@ pub(crate) struct RouteTableRt {
 
 pub(crate) struct VhostRt {
     pub(crate) name: Arc<str>,
+    /// Its request metrics (kept across configurations).
+    pub(crate) stats: Arc<VhostStats>,
     allow: Option<Vec<IpNet>>,
     routes: Vec<RouteRt>,
 }
@@ -59,11 +62,13 @@ pub(crate) enum ActionRt {
 }
 
 impl RouteTableRt {
-    /// Compiles and validates a table; `clusters` resolves forward targets.
+    /// Compiles and validates a table; `clusters` resolves forward targets,
+    /// `stats` the virtual hosts' metrics.
     pub(crate) fn compile(
         name: &str,
         table: &RouteTable,
         clusters: &HashMap<String, Arc<ClusterRt>>,
+        stats: &Stats,
     ) -> Result<RouteTableRt, ApplyError> {
         let invalid = |message: String| ApplyError::InvalidRoute {
             table: name.to_owned(),
@@ -175,8 +180,10 @@ impl RouteTableRt {
                     action,
                 });
             }
+            let name: Arc<str> = Arc::from(vhost.name.as_str());
             vhosts.push(VhostRt {
-                name: Arc::from(vhost.name.as_str()),
+                stats: stats.vhost(&name),
+                name,
                 allow: vhost.allow.clone(),
                 routes,
             });
@@ -277,6 +284,7 @@ mod tests {
                 virtual_hosts: vhosts,
             },
             &HashMap::new(),
+            &Stats::default(),
         )
         .unwrap()
     }
@@ -320,6 +328,7 @@ mod tests {
                 virtual_hosts: vec![vhost("a", &["x"]), vhost("b", &["X"])],
             },
             &HashMap::new(),
+            &Stats::default(),
         );
         assert!(matches!(result, Err(ApplyError::InvalidRoute { .. })));
     }

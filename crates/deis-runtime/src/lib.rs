@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use deis_objects::Objects;
 use deis_scheduler::{
-    AppEndpoints, BuildKind, Capabilities, DeploySpec, Endpoint, EndpointsWatch, LogSink, ProcessInfo,
-    ProcessSelector, ProcessState, RunIo, RunSpec, Scheduler, SchedulerError,
+    AppEndpoints, BuildKind, Capabilities, DeploySpec, Endpoint, EndpointsWatch, LogSink, ProcessCounts,
+    ProcessInfo, ProcessSelector, ProcessState, RunIo, RunSpec, Scheduler, SchedulerError,
 };
 use tokio::sync::watch;
 
@@ -477,6 +477,16 @@ impl Scheduler for LocalRuntime {
 
     fn capabilities(&self) -> Capabilities {
         self.inner.services.limits.capabilities()
+    }
+
+    fn process_counts(&self) -> Option<ProcessCounts> {
+        let mut counts = ProcessCounts::default();
+        for app in self.inner.lock_apps().values() {
+            for process in &app.processes {
+                counts.add(process.state());
+            }
+        }
+        Some(counts)
     }
 
     /// Stops every process (the platform is shutting down).

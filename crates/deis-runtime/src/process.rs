@@ -154,15 +154,20 @@ impl Process {
             .collect()
     }
 
+    /// Its state as `deis ps` shows it: a retired process is terminating.
+    pub(crate) fn state(&self) -> ProcessState {
+        match self.status.borrow().state {
+            ProcessState::Down => ProcessState::Down,
+            _ if self.retired.load(Ordering::SeqCst) => ProcessState::Terminating,
+            state => state,
+        }
+    }
+
     pub(crate) fn info(&self) -> ProcessInfo {
         ProcessInfo {
             name: self.name.clone(),
             ptype: self.spec.ptype.clone(),
-            state: match self.status().state {
-                ProcessState::Down => ProcessState::Down,
-                _ if self.retired.load(Ordering::SeqCst) => ProcessState::Terminating,
-                state => state,
-            },
+            state: self.state(),
             release: self.spec.release.spec.version,
             started: *self.started.lock().unwrap_or_else(|p| p.into_inner()),
         }

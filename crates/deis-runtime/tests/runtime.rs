@@ -238,6 +238,12 @@ async fn deploys_run_slugrunner_style_and_publish_ready_endpoints() {
         ps.iter()
             .all(|p| p.state == ProcessState::Up && p.release == 2 && p.name.starts_with("web-app-web-"))
     );
+    // What metrics read: the same processes by state.
+    let counts = env
+        .runtime
+        .process_counts()
+        .expect("the local runtime counts its processes");
+    assert_eq!((counts.up, counts.starting, counts.crashed), (2, 0, 0));
     // Output is captured line by line, tagged with process and release.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = env.logs.0.lock().unwrap().clone();

@@ -276,6 +276,39 @@ pub trait Scheduler: Send + Sync + 'static {
 
     /// Stops what this runtime runs locally, when the platform shuts down.
     async fn shutdown(&self) {}
+
+    /// How many processes are in each state right now, across all apps, if
+    /// the runtime can tell at once without waiting (metrics read it when
+    /// scraped). `None`: it cannot.
+    fn process_counts(&self) -> Option<ProcessCounts> {
+        None
+    }
+}
+
+/// Processes by state across all apps (stopped ones are not counted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessCounts {
+    /// Started, not yet ready.
+    pub starting: u64,
+    /// Running and ready.
+    pub up: u64,
+    /// Waiting to be restarted.
+    pub crashed: u64,
+    /// Being stopped.
+    pub terminating: u64,
+}
+
+impl ProcessCounts {
+    /// Counts one process in `state` (`Down` is not counted).
+    pub fn add(&mut self, state: ProcessState) {
+        match state {
+            ProcessState::Starting => self.starting += 1,
+            ProcessState::Up => self.up += 1,
+            ProcessState::Crashed => self.crashed += 1,
+            ProcessState::Terminating => self.terminating += 1,
+            ProcessState::Down => {}
+        }
+    }
 }
 
 /// How a resource limit is enforced by a runtime.

@@ -104,6 +104,17 @@ impl Store {
             .transpose()
     }
 
+    /// Every app's name, sorted.
+    pub async fn app_names(&self) -> Result<Vec<String>> {
+        Ok(app::Entity::find()
+            .order_by_asc(app::Column::Name)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|a| a.name)
+            .collect())
+    }
+
     /// The apps a user owns or collaborates on (all apps when `all`), by id.
     pub async fn list_apps(&self, user: &User, all: bool, page: PageRequest) -> Result<Page<App>> {
         let mut query = app::Entity::find().order_by_asc(app::Column::Name);

@@ -129,6 +129,10 @@ impl Api {
         // recorded, so nothing keeps running unaccounted for.
         self.inner.scheduler.destroy(&app.name).await?;
         self.inner.store.delete_app(&app).await?;
+        // Nobody listening is fine: then nothing else keeps per-app data.
+        let _ = self.inner.destroyed.send(crate::AppDestroyed {
+            app: app.name.clone(),
+        });
         self.routing_changed();
         if let Err(err) = self.inner.logs.forget(&app.name).await {
             tracing::warn!(app = %app.name, error = %err, "the logger could not drop the app's logs");

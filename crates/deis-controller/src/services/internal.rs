@@ -3,9 +3,10 @@
 
 use deis_core::Error;
 use deis_proto::internal::{
-    Access as WireAccess, AuthorizeAppRequest, AuthorizeAppResponse, GetBuildConfigRequest,
-    GetBuildConfigResponse, LookupKeyRequest, LookupKeyResponse, PublishBuildRequest, PublishBuildResponse,
-    internal_service_server::InternalService,
+    Access as WireAccess, AuthorizeAppRequest, AuthorizeAppResponse, ComponentState as WireState,
+    ComponentStatus, GetBuildConfigRequest, GetBuildConfigResponse, GetPlatformStatusRequest,
+    GetPlatformStatusResponse, LookupKeyRequest, LookupKeyResponse, PublishBuildRequest,
+    PublishBuildResponse, internal_service_server::InternalService,
 };
 use deis_store::{App, NewBuild, User};
 use tonic::{Request, Response, Status};
@@ -16,7 +17,7 @@ use crate::convert;
 use crate::error::respond;
 
 /// Metadata key carrying the platform secret.
-pub(crate) const PLATFORM_SECRET_METADATA: &str = "x-deis-platform-secret";
+pub const PLATFORM_SECRET_METADATA: &str = "x-deis-platform-secret";
 
 impl Api {
     fn require_platform<T>(&self, request: &Request<T>) -> deis_core::Result<()> {
@@ -51,8 +52,44 @@ impl Api {
     }
 }
 
+fn component_status(report: crate::ComponentReport) -> ComponentStatus {
+    ComponentStatus {
+        name: report.name,
+        version: report.version,
+        address: report.address,
+        state: match report.state {
+            crate::ComponentState::Ok => WireState::Ok,
+            crate::ComponentState::Degraded => WireState::Degraded,
+            crate::ComponentState::Down => WireState::Down,
+        }
+        .into(),
+        warnings: report.warnings,
+    }
+}
+
 #[tonic::async_trait]
 impl InternalService for Api {
+    async fn get_platform_status(
+        &self,
+        request: Request<GetPlatformStatusRequest>,
+    ) -> Result<Response<GetPlatformStatusResponse>, Status> {
+        respond(
+            async {
+                self.require_platform(&request)?;
+                Ok(GetPlatformStatusResponse {
+                    platform_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    components: self
+                        .platform_status()
+                        .await
+                        .into_iter()
+                        .map(component_status)
+                        .collect(),
+                })
+            }
+            .await,
+        )
+    }
+
     async fn lookup_key(
         &self,
         request: Request<LookupKeyRequest>,

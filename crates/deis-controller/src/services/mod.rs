@@ -22,10 +22,16 @@ use deis_proto::v2::{
     settings_service_server::SettingsServiceServer, users_service_server::UsersServiceServer,
 };
 use tonic::transport::Server;
+use tower::layer::util::{Identity, Stack};
 
+pub use internal::PLATFORM_SECRET_METADATA;
 pub(crate) use logs::sync_all_drains;
 
+use crate::metrics::GrpcMetricsLayer;
 use crate::{Controller, MAX_MESSAGE_BYTES};
+
+/// The API's router: every service behind the metrics layer.
+pub type ApiRouter = tonic::transport::server::Router<Stack<GrpcMetricsLayer, Identity>>;
 
 /// One handler type serves every service; the state is the controller.
 #[derive(Clone)]
@@ -47,7 +53,7 @@ macro_rules! limited {
     };
 }
 
-pub(crate) fn router(controller: &Controller) -> tonic::transport::server::Router {
+pub(crate) fn router(controller: &Controller) -> ApiRouter {
     let api = Api(controller.clone());
     let (health_reporter, health) = tonic_health::server::health_reporter();
     // Every service is up as soon as the router exists; readiness of the
@@ -62,6 +68,7 @@ pub(crate) fn router(controller: &Controller) -> tonic::transport::server::Route
     let reflection_alpha = reflection().build_v1alpha().ok();
     let reflection = reflection().build_v1().ok();
     Server::builder()
+        .layer(GrpcMetricsLayer(controller.inner.metrics.clone()))
         .add_service(health)
         .add_optional_service(reflection)
         .add_optional_service(reflection_alpha)

@@ -56,6 +56,8 @@ use tokio::time::{Instant, sleep_until};
 
 pub use target::{DrainTarget, DrainUrlError, parse_drain_url};
 
+use crate::metrics::{DropReason, LogMetrics};
+
 /// How long opening a connection (TCP and TLS handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long writing a batch (syslog) or an HTTP request may take.
@@ -110,6 +112,7 @@ type AppDrains = Arc<[Arc<Drain>]>;
 
 struct Inner {
     options: DrainOptions,
+    metrics: LogMetrics,
     /// Only apps with drains are here; read without locking by `offer`,
     /// replaced whole by `set` and `forget` (rare).
     apps: ArcSwap<HashMap<Arc<str>, AppDrains>>,
@@ -142,9 +145,15 @@ impl fmt::Debug for Drains {
 impl Drains {
     /// No drains yet.
     pub fn new(options: DrainOptions) -> Drains {
+        Drains::with_metrics(options, LogMetrics::default())
+    }
+
+    /// No drains yet; dropped lines are also counted into `metrics`.
+    pub(crate) fn with_metrics(options: DrainOptions, metrics: LogMetrics) -> Drains {
         Drains {
             inner: Arc::new(Inner {
                 options,
+                metrics,
                 apps: ArcSwap::from_pointee(HashMap::new()),
                 writer: Mutex::new(()),
                 shut: AtomicBool::new(false),
@@ -271,6 +280,7 @@ impl Drains {
                     &spec.id,
                     options.buffer_lines,
                     options.batch_lines.max(1),
+                    self.inner.metrics.clone(),
                 ));
                 let timing = Timing {
                     backoff_min: options.backoff_min.max(Duration::from_millis(1)),
@@ -293,7 +303,7 @@ impl Drains {
             }
             Err(error) => {
                 tracing::warn!(app, drain = %spec.id, "drain not started: {error}");
-                let state = Arc::new(DrainState::new(app, &spec.id, 0, 1));
+                let state = Arc::new(DrainState::new(app, &spec.id, 0, 1, self.inner.metrics.clone()));
                 *lock(&state.status) = Status {
                     healthy: false,
                     last_error: Some(error),
@@ -416,6 +426,8 @@ struct DrainState {
     closing: watch::Sender<bool>,
     delivered: AtomicU64,
     dropped: AtomicU64,
+    /// The logger's counters (dropped lines of all drains).
+    metrics: LogMetrics,
     status: Mutex<Status>,
 }
 
@@ -425,7 +437,7 @@ struct Status {
 }
 
 impl DrainState {
-    fn new(app: &str, id: &str, capacity: usize, batch_lines: usize) -> DrainState {
+    fn new(app: &str, id: &str, capacity: usize, batch_lines: usize, metrics: LogMetrics) -> DrainState {
         DrainState {
             app: app.to_owned(),
             id: id.to_owned(),
@@ -436,6 +448,7 @@ impl DrainState {
             closing: watch::Sender::new(false),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            metrics,
             status: Mutex::new(Status {
                 healthy: true,
                 last_error: None,
@@ -449,6 +462,7 @@ impl DrainState {
         if len >= self.capacity {
             drop(buffer);
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.dropped(DropReason::DrainBufferFull, 1);
             return;
         }
         buffer.push_back(Arc::clone(line));
