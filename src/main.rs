@@ -7,6 +7,7 @@
 mod destroy;
 mod logging;
 mod metrics;
+mod registry;
 mod routing;
 mod status;
 
@@ -198,6 +199,8 @@ struct UpArgs {
     router: routing::RouterOpts,
     #[command(flatten)]
     logger: logging::LoggerOpts,
+    #[command(flatten)]
+    registry: registry::RegistryOpts,
     /// Which router serves apps: the embedded one, or none (run Envoy on the routing feed instead).
     #[arg(long = "router", env = "DEIS_ROUTER", value_enum, default_value = "embedded")]
     router_kind: routing::RouterKind,
@@ -449,6 +452,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let logs = logger.logger.clone();
     let scheduler = args.runtime.start(&data_dir, objects.clone(), logs.clone())?;
     let xds_token = routing::xds_token(&secret);
+    let registry_password = registry::internal_password(&secret);
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs.clone());
     let builder = Arc::new(builder);
     tokio::spawn(destroy::forget_destroyed_apps(
@@ -458,6 +462,11 @@ async fn up(args: UpArgs) -> Result<()> {
     status::register_controller(&controller, &controller_url);
     status::register_builder(&controller, builder.ssh_addr);
     status::register_logger(&controller, &logger);
+    let registry = args
+        .registry
+        .start(objects.clone(), controller.clone(), registry_password)
+        .await?;
+    status::register_registry(&controller, registry.addr);
     status::register_objects(&controller, objects, args.objects.location(&data_dir));
     controller
         .sync_logger()
@@ -512,6 +521,10 @@ async fn up(args: UpArgs) -> Result<()> {
         logger.forward.local_addr(),
         logger.grpc_addr
     );
+    println!(
+        "  Registry     {} (OCI; log in with your username and `deis auth:token`)",
+        registry.addr
+    );
     println!("  Metrics      http://{}/metrics", metrics_server.addr);
     println!("  Data         {}", data_dir.display());
     println!();
@@ -524,6 +537,7 @@ async fn up(args: UpArgs) -> Result<()> {
 
     serve_controller(controller, listener).await?;
     builder.shutdown();
+    registry.shutdown().await;
     if let Some(router) = router {
         router.shutdown().await;
     }

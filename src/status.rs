@@ -54,6 +54,37 @@ pub(crate) fn register_builder(controller: &Controller, ssh: SocketAddr) {
     }));
 }
 
+/// The registry answers the OCI version check (401 without credentials).
+pub(crate) fn register_registry(controller: &Controller, addr: SocketAddr) {
+    controller.add_component_check(check(move || async move {
+        let address = format!("http://{addr}");
+        let answer = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map(|client| client.get(format!("{address}/v2/")).send());
+        let answer = match answer {
+            Ok(request) => request.await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(response) if response.headers().contains_key("docker-distribution-api-version") => {
+                ComponentReport::new("registry", address, Vec::new())
+            }
+            Ok(response) => ComponentReport::down(
+                "registry",
+                address,
+                format!(
+                    "The registry answered {} without the OCI version header.",
+                    response.status()
+                ),
+            ),
+            Err(e) => {
+                ComponentReport::down("registry", address, format!("The registry does not answer: {e}."))
+            }
+        }
+    }));
+}
+
 /// Routing feed clients that rejected config.
 pub(crate) fn register_feed(controller: &Controller, feed: Feed, addr: SocketAddr) {
     controller.add_component_check(check(move || {

@@ -67,6 +67,7 @@ fn status_reports_every_component_and_what_is_degraded() {
         "object storage",
         "routing feed",
         "router",
+        "registry",
     ] {
         let line = text
             .lines()

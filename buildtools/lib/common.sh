@@ -91,6 +91,15 @@ ensure_node_tools() {
   export DEIS_NODE_PATH="$dir/node_modules"
 }
 
+# What the registry's tests use as real clients and peers: skopeo (pushes,
+# pulls, inspects and deletes images), python3 (makes test OCI layouts), and
+# Debian's docker-registry (Distribution 2.8, the benchmark's reference).
+ensure_registry_tools() {
+  command -v skopeo >/dev/null || apt_install skopeo
+  command -v docker-registry >/dev/null || apt_install docker-registry
+  command -v python3 >/dev/null || apt_install python3
+}
+
 # PostgreSQL server binaries (initdb, pg_ctl).
 ensure_postgres() {
   PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
-use crate::{Samples, ms};
+use crate::{Samples, exec, free_port, ms};
 
 const REDEPLOYS: usize = 6;
 const CONFIG_CHANGES: usize = 12;
@@ -32,22 +32,6 @@ fn binary(var: &str) -> Result<PathBuf> {
     std::env::var_os(var)
         .map(PathBuf::from)
         .with_context(|| format!("{var} is not set (buildtools/bench e2e sets it)"))
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn exec(command: &mut Command) -> Result<String> {
-    let out = command.output().with_context(|| format!("running {command:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{command:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `deis-workflow up`, stopped like Ctrl-C (its apps with it) on drop.
@@ -86,6 +70,7 @@ fn start_up(data: &Path) -> Result<Up> {
         ])
         .args(["--xds-addr", "127.0.0.1:0", "--logger-addr", "127.0.0.1:0"])
         .args(["--forward-addr", "127.0.0.1:0", "--registration-mode", "enabled"])
+        .args(["--registry-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
         .args(["--router-port", &router_port.to_string()])
         .args(["--router-https-port", &free_port()?.to_string()])
         .arg("--data-dir")

@@ -10,27 +10,15 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use deis_builder::{Builder, BuilderConfig, ControllerClient, HookCommand, LocalExecutor, Objects};
 use deis_proto::v2 as pb;
 use deis_testkit::{TestPlatform, authed};
 
-use crate::{Samples, ms};
+use crate::{Samples, exec, ms};
 
 const ROUNDS: usize = 5;
 const REPO_BYTES: usize = 20 * 1024 * 1024;
-
-fn exec(command: &mut Command) -> Result<String> {
-    let out = command.output().with_context(|| format!("running {command:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{command:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 fn git(dir: &Path) -> Command {
     let mut command = Command::new("git");

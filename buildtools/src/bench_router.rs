@@ -18,14 +18,10 @@ use anyhow::{Context, Result, bail};
 use deis_routing::{AppRoute, RouterSettings, RoutingState};
 use deis_xds::{Ads, Feed};
 
-use crate::{Samples, ms};
+use crate::{Samples, free_port, ms};
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
 const HOST: &str = "bench.localhost";
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 /// A child process killed (with its process group) on drop.
 struct Proc(Child);

@@ -38,6 +38,8 @@ pub struct UpServer {
     pub logger_addr: String,
     /// Where Prometheus scrapes (`host:port`; the path is `/metrics`).
     pub metrics_addr: String,
+    /// The container registry (`host:port`).
+    pub registry_addr: String,
 }
 
 /// A loopback port that was free a moment ago (for services whose port
@@ -72,6 +74,11 @@ impl UpServer {
             } else {
                 &["--metrics-addr", "127.0.0.1:0"][..]
             })
+            .args(if extra.contains(&"--registry-addr") {
+                &[][..]
+            } else {
+                &["--registry-addr", "127.0.0.1:0"][..]
+            })
             .args(if extra.contains(&"--logger-addr") {
                 &[][..]
             } else {
@@ -103,7 +110,7 @@ impl UpServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         let (mut url, mut builder_port, mut xds_addr, mut http_port) = (None, None, None, None);
         let mut logs: Option<(String, String)> = None;
-        let mut metrics_addr = None;
+        let (mut metrics_addr, mut registry_addr) = (None, None);
         let mut banner = String::new();
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();
@@ -133,6 +140,9 @@ impl UpServer {
             if let Some(rest) = line.trim().strip_prefix("Metrics      http://") {
                 metrics_addr = rest.strip_suffix("/metrics").map(str::to_owned);
             }
+            if let Some(rest) = line.trim().strip_prefix("Registry") {
+                registry_addr = rest.split_whitespace().next().map(str::to_owned);
+            }
             if line.contains("Ctrl-C") || Instant::now() > deadline {
                 break;
             }
@@ -143,6 +153,7 @@ impl UpServer {
         let http_port = http_port.unwrap_or_else(|| panic!("no app URLs in:\n{banner}"));
         let (forward_addr, logger_addr) = logs.unwrap_or_else(|| panic!("no logger addresses in:\n{banner}"));
         let metrics_addr = metrics_addr.unwrap_or_else(|| panic!("no metrics address in:\n{banner}"));
+        let registry_addr = registry_addr.unwrap_or_else(|| panic!("no registry address in:\n{banner}"));
         for expected in ["App URLs     http://<app>.localhost:", "deis register"] {
             assert!(banner.contains(expected), "banner lacks {expected:?}:\n{banner}");
         }
@@ -155,6 +166,7 @@ impl UpServer {
             forward_addr,
             logger_addr,
             metrics_addr,
+            registry_addr,
         }
     }
 

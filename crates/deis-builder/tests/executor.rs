@@ -397,11 +397,28 @@ async fn python_app_installs_requirements_into_a_relocatable_slug() {
     assert!(answer.contains("Hello from Python and welcome"), "{answer}");
     assert!(answer.contains("X-Six-Version: 1.16.0"), "{answer}");
 
-    // A second build uses pip's cache and still works.
+    // A second build with the same requirements reuses the installed
+    // packages from the build cache, without pip, and still works.
     let job = h.job(&fixture("python"));
     let (result, lines) = h.build(job).await;
-    ok(result, &lines);
+    let output = ok(result, &lines);
     assert!(h.path().join("cache/pip").is_dir());
+    assert!(has_line(
+        &lines,
+        "-----> Requirements unchanged: reusing the installed packages from the build cache"
+    ));
+    assert!(!has_line(&lines, "-----> Installing requirements with pip"));
+    let slug = h.unpack(&output);
+    assert!(slug.join(".heroku/python-packages/six.py").is_file());
+
+    // Changed requirements go through pip again.
+    let job = h.job_with_files(&[
+        ("app.py", &read(fixture("python").join("app.py"))),
+        ("requirements.txt", "six==1.16.0\n# pinned\n"),
+    ]);
+    let (result, lines) = h.build(job).await;
+    ok(result, &lines);
+    assert!(has_line(&lines, "-----> Installing requirements with pip"));
 }
 
 #[tokio::test]

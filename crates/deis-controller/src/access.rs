@@ -137,6 +137,72 @@ impl Controller {
     }
 }
 
+/// What a caller of the container registry asks to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageScope<'a> {
+    /// Only to know it is logged in (the registry's `/v2/` check).
+    Login,
+    /// To list every repository (administrators only: it names every app).
+    Catalog,
+    /// To pull the images of an app.
+    Pull(&'a str),
+    /// To push (or delete) images of an app.
+    Push(&'a str),
+}
+
+/// The controller's answer to a registry caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageVerdict {
+    /// The username and token do not belong together.
+    BadCredentials,
+    /// A known user without the permission (or the app does not exist).
+    Denied,
+    /// Go ahead.
+    Allowed,
+}
+
+impl Controller {
+    /// Decides a container registry request from a user's credentials as
+    /// `docker login` sends them: the username and an API token (the one
+    /// `deis login` stored) as the password. Reading an app's images needs
+    /// read access to the app, pushing needs write access, as for the
+    /// app's other resources.
+    pub async fn image_access(
+        &self,
+        username: &str,
+        token: &str,
+        scope: ImageScope<'_>,
+    ) -> deis_core::Result<ImageVerdict> {
+        let hash = deis_auth::token_hash(token);
+        let Some(user) = self.inner.store.find_user_by_token(&hash).await? else {
+            return Ok(ImageVerdict::BadCredentials);
+        };
+        if user.username != username {
+            return Ok(ImageVerdict::BadCredentials);
+        }
+        let (app, access) = match scope {
+            ImageScope::Login => return Ok(ImageVerdict::Allowed),
+            ImageScope::Catalog => {
+                return Ok(if user.is_superuser {
+                    ImageVerdict::Allowed
+                } else {
+                    ImageVerdict::Denied
+                });
+            }
+            ImageScope::Pull(app) => (app, Access::Read),
+            ImageScope::Push(app) => (app, Access::Write),
+        };
+        let Some(app) = self.inner.store.find_app(app).await? else {
+            return Ok(ImageVerdict::Denied);
+        };
+        Ok(if self.role(&user, &app).await?.allows(access) {
+            ImageVerdict::Allowed
+        } else {
+            ImageVerdict::Denied
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,7 @@ use deis_store::Store;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
+pub use access::{ImageScope, ImageVerdict};
 pub use error::HTTP_STATUS_METADATA;
 pub use metrics::GrpcMetricsLayer;
 pub use services::{ApiRouter, PLATFORM_SECRET_METADATA};

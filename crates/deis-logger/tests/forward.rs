@@ -929,7 +929,7 @@ async fn shutdown_closes_the_listener_and_connections() {
 // Real clients.
 
 fn client_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("tests run under cargo"))
         .join("tests/clients")
         .join(name)
 }

@@ -7,15 +7,28 @@
 //!
 //! Keys follow Deis's layout: `home/<app>:git-<sha8>/tar`,
 //! `home/<app>:git-<sha8>/push/slug.tgz` (with `Procfile` beside it) and
-//! `home/<app>/cache/cache.tgz`.
+//! `home/<app>/cache/cache.tgz`. The registry keeps its own tree under
+//! `registry/` (see `deis-registry`).
+//!
+//! Besides whole files and small values, [`Objects`] streams: [`ObjectWriter`]
+//! uploads in chunks as data arrives, [`Objects::read`] returns a byte stream
+//! (optionally of a range), and [`Objects::list_dir`], [`Objects::size`],
+//! [`Objects::rename_if_absent`] and [`Objects::put_bytes_if_absent`] give
+//! what a content-addressed store needs.
 
+use std::ops::Range;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    WriteMultipart,
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// Errors of object storage.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +48,107 @@ pub enum ObjectsError {
 
 /// Chunk size for streaming uploads: memory stays bounded whatever the size.
 const CHUNK: usize = 5 * 1024 * 1024;
+
+/// Chunks of a streaming upload in flight at once (so at most about
+/// `(PARTS_IN_FLIGHT + 1) * CHUNK` bytes are buffered per upload).
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// Read size when streaming a local file: large enough that a big object is
+/// not thousands of blocking reads, small enough to keep memory low.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// An object streamed into storage chunk by chunk; nothing is visible under
+/// its key until [`ObjectWriter::finish`]. Dropping it (or
+/// [`ObjectWriter::abort`]) discards what was written.
+pub struct ObjectWriter {
+    objects: Objects,
+    key: String,
+    writer: WriteMultipart,
+    written: u64,
+}
+
+impl std::fmt::Debug for ObjectWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectWriter")
+            .field("key", &self.key)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectWriter {
+    /// Appends bytes, waiting while too many chunks are still uploading.
+    pub async fn write(&mut self, bytes: Bytes) -> Result<(), ObjectsError> {
+        self.writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        self.written += bytes.len() as u64;
+        self.writer.put(bytes);
+        Ok(())
+    }
+
+    /// How many bytes were written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Completes the object and returns its size.
+    pub async fn finish(self) -> Result<u64, ObjectsError> {
+        if self.written == 0 {
+            // Some stores refuse a multipart upload of no parts.
+            self.writer.abort().await?;
+            self.objects.put_bytes(&self.key, Vec::new()).await?;
+            return Ok(0);
+        }
+        self.writer.finish().await?;
+        Ok(self.written)
+    }
+
+    /// Discards the object.
+    pub async fn abort(self) -> Result<(), ObjectsError> {
+        self.writer.abort().await?;
+        Ok(())
+    }
+}
+
+/// An object being read: its whole size, the range being streamed, and the
+/// bytes of that range.
+pub struct ObjectReader {
+    /// The size of the whole object.
+    pub size: u64,
+    /// The byte range `stream` yields.
+    pub range: Range<u64>,
+    /// The bytes, in chunks.
+    pub stream: BoxStream<'static, Result<Bytes, ObjectsError>>,
+}
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("size", &self.size)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One level of a listing: the names (last key component) of the
+/// "directories" and objects directly under a prefix.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Names of the prefixes one level down.
+    pub directories: Vec<String>,
+    /// The objects directly under the prefix.
+    pub objects: Vec<ListedObject>,
+}
+
+/// An object in a [`Listing`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListedObject {
+    /// The last component of its key.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written.
+    pub modified: std::time::SystemTime,
+}
 
 /// The platform's object store.
 #[derive(Clone, Debug)]
@@ -102,21 +216,151 @@ impl Objects {
     /// Uploads a local file, streaming it in chunks.
     pub async fn put_file(&self, key: &str, file: &FsPath) -> Result<u64, ObjectsError> {
         let mut source = tokio::fs::File::open(file).await?;
-        let upload = self.store.put_multipart(&self.key(key)).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
-        let mut buffer = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
+        let mut writer = self.writer(key).await?;
         loop {
-            let n = source.read(&mut buffer).await?;
+            let mut buffer = Vec::with_capacity(READ_CHUNK);
+            let n = (&mut source)
+                .take(READ_CHUNK as u64)
+                .read_to_end(&mut buffer)
+                .await?;
             if n == 0 {
                 break;
             }
-            writer.wait_for_capacity(4).await?;
-            writer.write(buffer.get(..n).unwrap_or_default());
-            total += n as u64;
+            writer.write(Bytes::from(buffer)).await?;
         }
-        writer.finish().await?;
-        Ok(total)
+        writer.finish().await
+    }
+
+    /// Starts a streaming upload to `key`.
+    pub async fn writer(&self, key: &str) -> Result<ObjectWriter, ObjectsError> {
+        let upload = self.store.put_multipart(&self.key(key)).await?;
+        Ok(ObjectWriter {
+            objects: self.clone(),
+            key: key.to_owned(),
+            writer: WriteMultipart::new_with_chunk_size(upload, CHUNK),
+            written: 0,
+        })
+    }
+
+    /// Stores a small value unless the key exists; `false` when it did
+    /// (content-addressed objects never change once written).
+    /// Without conditional puts, as [`Objects::rename_if_absent`].
+    pub async fn put_bytes_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<bool, ObjectsError> {
+        let options = PutOptions::from(PutMode::Create);
+        let payload = PutPayload::from(bytes);
+        match self
+            .store
+            .put_opts(&self.key(key), payload.clone(), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
+                if self.exists(key).await? {
+                    return Ok(false);
+                }
+                self.store.put(&self.key(key), payload).await?;
+                Ok(true)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Streams an object, or the byte `range` of it (which must lie within
+    /// the object; check with [`Objects::size`] first). `None` when it does
+    /// not exist.
+    pub async fn read(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<ObjectReader>, ObjectsError> {
+        let options = GetOptions::new().with_range(range.map(GetRange::Bounded));
+        let result = match self.store.get_opts(&self.key(key), options).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let size = result.meta.size;
+        let range = result.range.clone();
+        let stream = match result.payload {
+            // object_store reads local files 8 KiB per blocking call; larger
+            // reads make big blobs several times faster to serve.
+            GetResultPayload::File(file, _) => local_file_stream(file, range.clone()),
+            GetResultPayload::Stream(stream) => stream.map_err(ObjectsError::from).boxed(),
+        };
+        Ok(Some(ObjectReader { size, range, stream }))
+    }
+
+    /// The size of an object; `None` when it does not exist.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, ObjectsError> {
+        match self.store.head(&self.key(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Moves an object unless the target exists; `false` (and `from` left
+    /// in place) when it did. On local files this is a hard link, so a
+    /// large object is never copied.
+    ///
+    /// On a store without conditional copies (S3 unless configured), the
+    /// check and the move are two steps: meant for content-addressed keys,
+    /// where a concurrent writer of the same key writes the same bytes.
+    pub async fn rename_if_absent(&self, from: &str, to: &str) -> Result<bool, ObjectsError> {
+        let (source, target) = (self.key(from), self.key(to));
+        match self.store.rename_if_not_exists(&source, &target).await {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
+                if self.exists(to).await? {
+                    return Ok(false);
+                }
+                self.store.rename(&source, &target).await?;
+                Ok(true)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Copies an object unless the target exists; `false` when it did.
+    /// Without conditional copies, as [`Objects::rename_if_absent`].
+    pub async fn copy_if_absent(&self, from: &str, to: &str) -> Result<bool, ObjectsError> {
+        let (source, target) = (self.key(from), self.key(to));
+        match self.store.copy_if_not_exists(&source, &target).await {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
+                if self.exists(to).await? {
+                    return Ok(false);
+                }
+                self.store.copy(&source, &target).await?;
+                Ok(true)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The directories and objects directly under a prefix, each sorted by
+    /// name; empty when nothing is there.
+    pub async fn list_dir(&self, prefix: &str) -> Result<Listing, ObjectsError> {
+        let listed = self.store.list_with_delimiter(Some(&self.key(prefix))).await?;
+        let name = |path: &Path| path.filename().map(str::to_owned);
+        let mut directories: Vec<String> = listed.common_prefixes.iter().filter_map(name).collect();
+        let mut objects: Vec<ListedObject> = listed
+            .objects
+            .iter()
+            .filter_map(|meta| {
+                Some(ListedObject {
+                    name: name(&meta.location)?,
+                    size: meta.size,
+                    modified: meta.last_modified.into(),
+                })
+            })
+            .collect();
+        directories.sort();
+        objects.sort();
+        Ok(Listing { directories, objects })
     }
 
     /// Stores a small value.
@@ -204,6 +448,29 @@ impl Objects {
     }
 }
 
+/// Streams `range` of a local file in [`READ_CHUNK`] reads.
+fn local_file_stream(
+    file: std::fs::File,
+    range: Range<u64>,
+) -> BoxStream<'static, Result<Bytes, ObjectsError>> {
+    futures::stream::once(async move {
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(std::io::SeekFrom::Start(range.start)).await?;
+        let remaining = range.end.saturating_sub(range.start);
+        let chunks = futures::stream::try_unfold(file.take(remaining), |mut reader| async move {
+            let mut buffer = Vec::with_capacity(READ_CHUNK);
+            let n = (&mut reader)
+                .take(READ_CHUNK as u64)
+                .read_to_end(&mut buffer)
+                .await?;
+            Ok::<_, ObjectsError>((n > 0).then(|| (Bytes::from(buffer), reader)))
+        });
+        Ok::<_, ObjectsError>(chunks)
+    })
+    .try_flatten()
+    .boxed()
+}
+
 /// `home/<app>:git-<sha8>`: where one build's objects live.
 pub fn build_prefix(app: &str, sha: &str) -> String {
     format!("home/{app}:git-{}", sha.get(..8).unwrap_or(sha))
@@ -251,6 +518,122 @@ mod tests {
         objects.delete_prefix("home/myapp:git-01234567").await.unwrap();
         assert!(!objects.exists(&key).await.unwrap());
         objects.delete(&key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn deleting_an_app_leaves_other_apps_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::local(&dir.path().join("objects")).unwrap();
+        let (a, b) = ("0123456789abcdef", "fedcba9876543210");
+        let mine = [
+            source_key("web", a),
+            slug_key("web", a),
+            procfile_key("web", a),
+            slug_key("web", b),
+            cache_key("web"),
+        ];
+        // Names that share a prefix with "web" and must survive.
+        let theirs = [
+            slug_key("web-2", a),
+            cache_key("web-2"),
+            slug_key("webapp", b),
+            cache_key("webx"),
+        ];
+        for key in mine.iter().chain(&theirs) {
+            objects.put_bytes(key, b"x".to_vec()).await.unwrap();
+        }
+        assert_eq!(objects.delete_app("web").await.unwrap(), 2);
+        for key in &mine {
+            assert!(!objects.exists(key).await.unwrap(), "{key} is left");
+        }
+        for key in &theirs {
+            assert!(objects.exists(key).await.unwrap(), "{key} was deleted");
+        }
+        // Nothing left on disk either (empty directories are cleaned up).
+        assert!(!dir.path().join("objects/home/web").exists());
+        assert_eq!(objects.delete_app("web").await.unwrap(), 0);
+        assert_eq!(objects.delete_app("absent").await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn streams_ranges_listings_and_renames_work_on_both_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in [
+            Objects::local(&dir.path().join("objects")).unwrap(),
+            Objects::memory(),
+        ] {
+            let objects = &store;
+            let data: Vec<u8> = (0..(CHUNK + READ_CHUNK * 3 + 7))
+                .map(|i| (i % 253) as u8)
+                .collect();
+            let mut writer = objects.writer("up/a/data").await.unwrap();
+            for piece in data.chunks(100_000) {
+                writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+            }
+            assert!(
+                !objects.exists("up/a/data").await.unwrap(),
+                "visible before finish"
+            );
+            assert_eq!(writer.finish().await.unwrap(), data.len() as u64);
+            assert_eq!(objects.size("up/a/data").await.unwrap(), Some(data.len() as u64));
+
+            let read = |range| async move {
+                let reader = objects.read("up/a/data", range).await.unwrap().unwrap();
+                let size = reader.size;
+                let chunks: Vec<Bytes> = reader.stream.try_collect().await.unwrap();
+                (size, chunks.concat())
+            };
+            assert_eq!(read(None).await, (data.len() as u64, data.clone()));
+            let (_, middle) = read(Some(10..READ_CHUNK as u64 + 20)).await;
+            assert_eq!(middle, data.get(10..READ_CHUNK + 20).unwrap());
+            assert!(objects.read("up/none", None).await.unwrap().is_none());
+
+            let empty = objects.writer("up/empty").await.unwrap();
+            assert_eq!(empty.finish().await.unwrap(), 0);
+            assert_eq!(objects.size("up/empty").await.unwrap(), Some(0));
+            let aborted = objects.writer("up/aborted").await.unwrap();
+            aborted.abort().await.unwrap();
+            assert_eq!(objects.size("up/aborted").await.unwrap(), None);
+
+            assert!(
+                objects
+                    .put_bytes_if_absent("x/b/one", b"1".to_vec())
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !objects
+                    .put_bytes_if_absent("x/b/one", b"2".to_vec())
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(objects.get_bytes("x/b/one").await.unwrap().unwrap(), b"1");
+            assert!(objects.copy_if_absent("x/b/one", "x/c/two").await.unwrap());
+            assert!(!objects.copy_if_absent("x/b/one", "x/c/two").await.unwrap());
+            assert!(objects.rename_if_absent("up/a/data", "x/data").await.unwrap());
+            assert!(!objects.exists("up/a/data").await.unwrap());
+            assert!(!objects.rename_if_absent("x/b/one", "x/c/two").await.unwrap());
+            assert!(objects.exists("x/b/one").await.unwrap());
+
+            let listing = objects.list_dir("x").await.unwrap();
+            assert_eq!(listing.directories, ["b", "c"]);
+            let listed: Vec<(&str, u64)> = listing
+                .objects
+                .iter()
+                .map(|object| (object.name.as_str(), object.size))
+                .collect();
+            assert_eq!(listed, [("data", data.len() as u64)]);
+            assert!(
+                listing
+                    .objects
+                    .iter()
+                    .all(|object| object.modified <= std::time::SystemTime::now())
+            );
+            assert_eq!(
+                objects.list_dir("nothing/here").await.unwrap(),
+                Listing::default()
+            );
+        }
     }
 
     #[test]

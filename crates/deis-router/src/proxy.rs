@@ -334,6 +334,9 @@ async fn forward(
 
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, false);
+    // The client talks to the router, whatever HTTP version the app speaks
+    // (Python's http.server answers HTTP/1.0): as nginx and Envoy do.
+    head.version = Version::HTTP_11;
     // A connection that was asked to upgrade is not reused.
     let conn = if upgrade { None } else { Some((sender, pool)) };
     let status = head.status;

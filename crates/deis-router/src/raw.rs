@@ -162,8 +162,9 @@ pub(crate) async fn read_head(
                 {
                     response.extensions_mut().insert(reason);
                 }
+                // The version stays the router's own (HTTP/1.1): the
+                // upstream's only decides the framing.
                 *response.status_mut() = status;
-                *response.version_mut() = version;
                 *response.headers_mut() = map;
                 return Ok((response, framing));
             }

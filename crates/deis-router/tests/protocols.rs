@@ -320,3 +320,59 @@ async fn tcp_listener_proxies_bytes_and_closes_idle_connections() {
     );
     router.shutdown().await;
 }
+
+/// An upstream speaking HTTP/1.0 as Python's `http.server` does: no
+/// length, the body ends when the connection closes.
+async fn http10_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let head = read_head(&mut stream).await.to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                // Read the body: closing with it unread would reset the
+                // connection instead of ending the response.
+                let _ = stream.read_exact(&mut vec![0; length]).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello from 1.0\n")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http10_upstream_is_answered_as_http11() {
+    let up = http10_server().await;
+    let config = http_config(
+        vec![vhost(
+            "old",
+            &["old.localhost"],
+            vec![prefix("/", forward("old"))],
+        )],
+        vec![cluster("old", &[up])],
+    );
+    let (router, _log, addr) = serve(config).await;
+    let port = addr.port();
+    // Without a body (the lean path) and with one (through hyper's client).
+    for extra in [vec![], vec!["-d".to_owned(), "x=1".to_owned()]] {
+        let mut args = vec![
+            "-i".to_owned(),
+            "--resolve".to_owned(),
+            format!("old.localhost:{port}:127.0.0.1"),
+        ];
+        args.extend(extra.clone());
+        args.push(format!("http://old.localhost:{port}/"));
+        let (code, out, err) = curl(args).await;
+        assert_eq!(code, 0, "{extra:?}: {err} {out}");
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{extra:?}: {out}");
+        assert!(out.ends_with("\r\n\r\nhello from 1.0\n"), "{extra:?}: {out}");
+    }
+    router.shutdown().await;
+}

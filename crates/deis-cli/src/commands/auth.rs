@@ -85,6 +85,9 @@ pub(crate) enum Cmd {
         #[arg(long)]
         all: bool,
     },
+    /// Display your API token (the password for `docker login` to the registry)
+    #[command(name = "auth:token")]
+    Token,
     /// Cancel an account (it must own no apps)
     #[command(name = "auth:cancel")]
     Cancel {
@@ -141,6 +144,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
             new_password,
         } => passwd(ctx, username, password, new_password).await,
         Cmd::Whoami { all } => whoami(ctx, all).await,
+        Cmd::Token => token(ctx),
         Cmd::Cancel {
             username,
             password: _,
@@ -314,6 +318,21 @@ async fn passwd(
         .await
         .context("Password change failed")?;
     ctx.out.say("Password change succeeded.");
+    Ok(())
+}
+
+/// Prints the saved token, as `heroku auth:token` does.
+fn token(ctx: &Ctx) -> Result<()> {
+    let profile = ctx.load_profile()?;
+    if profile.token.is_empty() {
+        anyhow::bail!("Not logged in; log in with `deis login`.");
+    }
+    if ctx.out.json_mode() {
+        return ctx
+            .out
+            .json_value(&json!({"username": profile.username, "token": profile.token}));
+    }
+    ctx.out.line(&profile.token);
     Ok(())
 }
 
