@@ -54,6 +54,9 @@ enum Command {
     EnvoyBootstrap(routing::EnvoyBootstrapArgs),
     /// Show each component's health, version and address, and warnings for anything degraded.
     Status(status::StatusArgs),
+    /// The running platform's container registry: repositories, tags, garbage collection.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// Print the version.
     Version,
     /// Internal: git hooks of the builder's repositories.
@@ -423,12 +426,21 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener> {
 /// Serves the controller until Ctrl-C, re-applying every app's desired state
 /// first.
 async fn serve_controller(controller: Controller, listener: tokio::net::TcpListener) -> Result<()> {
+    serve_controller_with(controller, listener, |router| router).await
+}
+
+/// Serves the controller, with the services `extend` adds, until Ctrl-C.
+async fn serve_controller_with(
+    controller: Controller,
+    listener: tokio::net::TcpListener,
+    extend: impl FnOnce(deis_controller::ApiRouter) -> deis_controller::ApiRouter,
+) -> Result<()> {
     tokio::spawn({
         let controller = controller.clone();
         async move { controller.converge().await }
     });
     controller
-        .serve(listener, shutdown_signal())
+        .serve_with(listener, shutdown_signal(), extend)
         .await
         .context("the controller stopped")
 }
@@ -453,12 +465,9 @@ async fn up(args: UpArgs) -> Result<()> {
     let scheduler = args.runtime.start(&data_dir, objects.clone(), logs.clone())?;
     let xds_token = routing::xds_token(&secret);
     let registry_password = registry::internal_password(&secret);
+    let admin_secret = secret.clone();
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs.clone());
     let builder = Arc::new(builder);
-    tokio::spawn(destroy::forget_destroyed_apps(
-        controller.destroyed_apps(),
-        builder.clone(),
-    ));
     status::register_controller(&controller, &controller_url);
     status::register_builder(&controller, builder.ssh_addr);
     status::register_logger(&controller, &logger);
@@ -467,6 +476,11 @@ async fn up(args: UpArgs) -> Result<()> {
         .start(objects.clone(), controller.clone(), registry_password)
         .await?;
     status::register_registry(&controller, registry.addr);
+    tokio::spawn(destroy::forget_destroyed_apps(
+        controller.destroyed_apps(),
+        builder.clone(),
+        registry.registry.clone(),
+    ));
     status::register_objects(&controller, objects, args.objects.location(&data_dir));
     controller
         .sync_logger()
@@ -535,7 +549,8 @@ async fn up(args: UpArgs) -> Result<()> {
     println!();
     println!("Press Ctrl-C to stop.");
 
-    serve_controller(controller, listener).await?;
+    let admin = registry::AdminService::new(registry.registry.clone(), admin_secret);
+    serve_controller_with(controller, listener, |router| router.add_service(admin)).await?;
     builder.shutdown();
     registry.shutdown().await;
     if let Some(router) = router {
@@ -641,6 +656,7 @@ async fn main() -> Result<()> {
         Command::Router(args) => routing::router(args).await,
         Command::Logger(args) => logging::logger(args).await,
         Command::Status(args) => status::status(args).await,
+        Command::Registry(command) => command.run().await,
         Command::Migrate(args) => {
             args.open().await?;
             println!("Database is up to date.");

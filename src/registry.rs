@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -15,19 +16,36 @@ use clap::Args;
 use deis_auth::PlatformSecret;
 use deis_controller::{Controller, ImageScope, ImageVerdict};
 use deis_objects::Objects;
+use deis_proto::registry::registry_admin_service_client::RegistryAdminServiceClient;
+use deis_proto::registry::registry_admin_service_server::{
+    RegistryAdminService as RegistryAdmin, RegistryAdminServiceServer as AdminServiceServer,
+};
+use deis_proto::registry::{
+    CollectGarbageRequest, CollectGarbageResponse, DeleteTagRequest, DeleteTagResponse,
+    ListRepositoriesRequest, ListRepositoriesResponse, ListTagsRequest, ListTagsResponse,
+};
 use deis_registry::{Action, Credentials, Decision, Registry, RegistryAuth, Scope};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::status::PlatformArgs;
+
 /// The username platform components log in with.
 pub(crate) const INTERNAL_USER: &str = "deis";
+
+/// How long a blob must have been unreferenced before garbage collection
+/// removes it: longer than any push takes between its blobs and manifest.
+const GC_GRACE: Duration = Duration::from_secs(3600);
 
 #[derive(Args, Clone)]
 pub(crate) struct RegistryOpts {
     /// Address of the container registry (the OCI Distribution API, for docker, podman and skopeo).
     #[arg(long, env = "DEIS_REGISTRY_ADDR", default_value = "127.0.0.1:5000")]
     registry_addr: SocketAddr,
+    /// Hours between the registry's garbage collections (0: never).
+    #[arg(long, env = "DEIS_REGISTRY_GC_HOURS", default_value_t = 24)]
+    registry_gc_hours: u64,
 }
 
 /// The password of [`INTERNAL_USER`].
@@ -38,8 +56,10 @@ pub(crate) fn internal_password(secret: &PlatformSecret) -> String {
 /// A registry serving until [`RunningRegistry::shutdown`].
 pub(crate) struct RunningRegistry {
     pub(crate) addr: SocketAddr,
+    pub(crate) registry: Registry,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    collector: Option<JoinHandle<()>>,
 }
 
 impl RegistryOpts {
@@ -65,21 +85,58 @@ impl RegistryOpts {
         };
         let registry = Registry::new(objects, Arc::new(auth));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            registry
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
+        let task = tokio::spawn({
+            let registry = registry.clone();
+            async move {
+                registry
+                    .serve(listener, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            }
+        });
+        let collector = (self.registry_gc_hours > 0).then(|| {
+            tokio::spawn(collect_garbage_every(
+                registry.clone(),
+                Duration::from_secs(self.registry_gc_hours.saturating_mul(3600)),
+            ))
         });
         tracing::info!(%addr, "registry listening");
-        Ok(RunningRegistry { addr, stop, task })
+        Ok(RunningRegistry {
+            addr,
+            registry,
+            stop,
+            task,
+            collector,
+        })
+    }
+}
+
+/// Collects the registry's garbage every `period`, the first time one
+/// period after start.
+async fn collect_garbage_every(registry: Registry, period: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match registry.collect_garbage(GC_GRACE).await {
+            Ok(report) => tracing::info!(
+                removed = report.blobs_removed,
+                bytes = report.bytes_removed,
+                kept = report.blobs_kept,
+                "registry garbage collected"
+            ),
+            Err(e) => tracing::warn!(error = %e, "registry garbage collection failed; retrying next period"),
+        }
     }
 }
 
 impl RunningRegistry {
     /// Stops accepting, finishes requests in flight.
     pub(crate) async fn shutdown(self) {
+        if let Some(collector) = &self.collector {
+            collector.abort();
+        }
         let _ = self.stop.send(());
         match self.task.await {
             Ok(Ok(())) => {}
@@ -131,5 +188,212 @@ impl RegistryAuth for PlatformAuth {
                 Decision::Deny
             }
         }
+    }
+}
+
+/// `deis.registry.v1.RegistryAdminService` for operators, on the
+/// controller's port; callers present the platform secret.
+pub(crate) struct AdminService {
+    registry: Registry,
+    secret: PlatformSecret,
+}
+
+impl AdminService {
+    pub(crate) fn new(registry: Registry, secret: PlatformSecret) -> AdminServiceServer<AdminService> {
+        AdminServiceServer::new(AdminService { registry, secret })
+    }
+
+    fn require_platform<T>(&self, request: &tonic::Request<T>) -> Result<(), tonic::Status> {
+        let presented = request
+            .metadata()
+            .get(deis_controller::PLATFORM_SECRET_METADATA)
+            .and_then(|v| v.to_str().ok());
+        match presented {
+            Some(secret) if self.secret.matches(secret) => Ok(()),
+            Some(_) => Err(tonic::Status::permission_denied(
+                "The platform secret does not match.",
+            )),
+            None => Err(tonic::Status::unauthenticated(
+                "This API is for platform operators only; present the platform secret.",
+            )),
+        }
+    }
+}
+
+/// The one mapping of registry errors to gRPC statuses.
+fn status_of(error: deis_registry::RegistryError) -> tonic::Status {
+    use deis_registry::RegistryError as E;
+    match error {
+        E::NameUnknown | E::ManifestUnknown | E::BlobUnknown(_) | E::NotFound => {
+            tonic::Status::not_found(error.to_string())
+        }
+        E::NameInvalid(_) | E::ManifestInvalid(_) | E::DigestInvalid(_) => {
+            tonic::Status::invalid_argument(error.to_string())
+        }
+        other => tonic::Status::internal(other.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl RegistryAdmin for AdminService {
+    async fn list_repositories(
+        &self,
+        request: tonic::Request<ListRepositoriesRequest>,
+    ) -> Result<tonic::Response<ListRepositoriesResponse>, tonic::Status> {
+        self.require_platform(&request)?;
+        let repositories = self.registry.list_repositories().await.map_err(status_of)?;
+        Ok(tonic::Response::new(ListRepositoriesResponse { repositories }))
+    }
+
+    async fn list_tags(
+        &self,
+        request: tonic::Request<ListTagsRequest>,
+    ) -> Result<tonic::Response<ListTagsResponse>, tonic::Status> {
+        self.require_platform(&request)?;
+        let tags = self
+            .registry
+            .list_tags(&request.get_ref().repository)
+            .await
+            .map_err(status_of)?;
+        Ok(tonic::Response::new(ListTagsResponse { tags }))
+    }
+
+    async fn delete_tag(
+        &self,
+        request: tonic::Request<DeleteTagRequest>,
+    ) -> Result<tonic::Response<DeleteTagResponse>, tonic::Status> {
+        self.require_platform(&request)?;
+        let DeleteTagRequest { repository, tag } = request.get_ref();
+        if self
+            .registry
+            .resolve_tag(repository, tag)
+            .await
+            .map_err(status_of)?
+            .is_none()
+        {
+            return Err(tonic::Status::not_found(format!(
+                "{repository} has no tag {tag}."
+            )));
+        }
+        self.registry
+            .delete_tag(repository, tag)
+            .await
+            .map_err(status_of)?;
+        Ok(tonic::Response::new(DeleteTagResponse {}))
+    }
+
+    async fn collect_garbage(
+        &self,
+        request: tonic::Request<CollectGarbageRequest>,
+    ) -> Result<tonic::Response<CollectGarbageResponse>, tonic::Status> {
+        self.require_platform(&request)?;
+        let grace = match request.get_ref().grace_seconds {
+            0 => GC_GRACE,
+            seconds => Duration::from_secs(seconds),
+        };
+        let report = self.registry.collect_garbage(grace).await.map_err(status_of)?;
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Ok(tonic::Response::new(CollectGarbageResponse {
+            repositories: count(report.repositories),
+            manifests: count(report.manifests),
+            blobs_kept: count(report.blobs_kept),
+            blobs_removed: count(report.blobs_removed),
+            bytes_removed: report.bytes_removed,
+        }))
+    }
+}
+
+/// `deis-workflow registry ...`: the running platform's registry.
+#[derive(clap::Subcommand, Clone)]
+pub(crate) enum RegistryCommand {
+    /// List every repository
+    Repos {
+        #[command(flatten)]
+        platform: PlatformArgs,
+    },
+    /// List a repository's tags
+    Tags {
+        /// The repository (an app's name)
+        repository: String,
+        #[command(flatten)]
+        platform: PlatformArgs,
+    },
+    /// Remove a tag
+    DeleteTag {
+        /// The repository (an app's name)
+        repository: String,
+        /// The tag
+        tag: String,
+        #[command(flatten)]
+        platform: PlatformArgs,
+    },
+    /// Delete the blobs no image references, now
+    Gc {
+        /// Keep blobs unreferenced for less than this many seconds [default: 3600]
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
+        grace_seconds: u64,
+        #[command(flatten)]
+        platform: PlatformArgs,
+    },
+}
+
+impl RegistryCommand {
+    /// Runs the command against the platform's registry; prints the answer.
+    pub(crate) async fn run(self) -> Result<()> {
+        let platform = match &self {
+            RegistryCommand::Repos { platform }
+            | RegistryCommand::Tags { platform, .. }
+            | RegistryCommand::DeleteTag { platform, .. }
+            | RegistryCommand::Gc { platform, .. } => platform,
+        };
+        let client = platform.connect().await?;
+        let mut admin = RegistryAdminServiceClient::new(client.channel.clone());
+        let failed = |status: tonic::Status| anyhow::anyhow!("{}", status.message());
+        match self {
+            RegistryCommand::Repos { .. } => {
+                let answer = admin
+                    .list_repositories(client.request(ListRepositoriesRequest {}))
+                    .await
+                    .map_err(failed)?;
+                for repository in answer.into_inner().repositories {
+                    println!("{repository}");
+                }
+            }
+            RegistryCommand::Tags { repository, .. } => {
+                let answer = admin
+                    .list_tags(client.request(ListTagsRequest { repository }))
+                    .await
+                    .map_err(failed)?;
+                for tag in answer.into_inner().tags {
+                    println!("{tag}");
+                }
+            }
+            RegistryCommand::DeleteTag { repository, tag, .. } => {
+                admin
+                    .delete_tag(client.request(DeleteTagRequest {
+                        repository: repository.clone(),
+                        tag: tag.clone(),
+                    }))
+                    .await
+                    .map_err(failed)?;
+                println!("Deleted {repository}:{tag}.");
+            }
+            RegistryCommand::Gc { grace_seconds, .. } => {
+                let report = admin
+                    .collect_garbage(client.request(CollectGarbageRequest { grace_seconds }))
+                    .await
+                    .map_err(failed)?
+                    .into_inner();
+                println!(
+                    "Removed {} blobs ({} bytes); kept {} (read {} manifests in {} repositories).",
+                    report.blobs_removed,
+                    report.bytes_removed,
+                    report.blobs_kept,
+                    report.manifests,
+                    report.repositories
+                );
+            }
+        }
+        Ok(())
     }
 }

@@ -172,8 +172,9 @@ pub(crate) fn register_objects(controller: &Controller, objects: Objects, locati
     }));
 }
 
+/// How an operator's command reaches the running platform.
 #[derive(Args, Clone)]
-pub(crate) struct StatusArgs {
+pub(crate) struct PlatformArgs {
     /// The controller to ask.
     #[arg(long, env = "DEIS_CONTROLLER_URL", default_value = "http://127.0.0.1:8000")]
     controller_url: String,
@@ -183,6 +184,55 @@ pub(crate) struct StatusArgs {
     /// The platform secret (default: the one in the data directory).
     #[arg(long, env = "DEIS_PLATFORM_SECRET", hide_env_values = true)]
     platform_secret: Option<String>,
+}
+
+/// A connection to the controller, and the platform secret to present.
+pub(crate) struct PlatformClient {
+    pub(crate) channel: tonic::transport::Channel,
+    secret: tonic::metadata::AsciiMetadataValue,
+}
+
+impl PlatformClient {
+    /// A request carrying the platform secret.
+    pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert(deis_controller::PLATFORM_SECRET_METADATA, self.secret.clone());
+        request
+    }
+}
+
+impl PlatformArgs {
+    /// Connects to the controller with the platform secret.
+    pub(crate) async fn connect(&self) -> Result<PlatformClient> {
+        let secret = crate::platform_secret(
+            self.platform_secret.as_deref(),
+            &crate::ensure_data_dir(self.data_dir.as_deref())?,
+        )?;
+        let channel = tonic::transport::Endpoint::from_shared(self.controller_url.clone())
+            .with_context(|| format!("{} is not a URL", self.controller_url))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| {
+                format!(
+                    "The controller at {} does not answer; is `deis-workflow up` running?",
+                    self.controller_url
+                )
+            })?;
+        let secret = secret
+            .expose()
+            .parse()
+            .context("the platform secret is not header text")?;
+        Ok(PlatformClient { channel, secret })
+    }
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    platform: PlatformArgs,
     /// A URL answering with the newest release (JSON `{"version": "1.2.3"}`, GitHub's `{"tag_name": "v1.2.3"}`, or the bare version).
     #[arg(long, env = "DEIS_RELEASE_FEED")]
     release_feed: Option<String>,
@@ -192,31 +242,9 @@ pub(crate) struct StatusArgs {
 }
 
 async fn fetch_status(args: &StatusArgs) -> Result<GetPlatformStatusResponse> {
-    let secret = crate::platform_secret(
-        args.platform_secret.as_deref(),
-        &crate::ensure_data_dir(args.data_dir.as_deref())?,
-    )?;
-    let channel = tonic::transport::Endpoint::from_shared(args.controller_url.clone())
-        .with_context(|| format!("{} is not a URL", args.controller_url))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| {
-            format!(
-                "The controller at {} does not answer; is `deis-workflow up` running?",
-                args.controller_url
-            )
-        })?;
-    let mut request = tonic::Request::new(GetPlatformStatusRequest {});
-    request.metadata_mut().insert(
-        deis_controller::PLATFORM_SECRET_METADATA,
-        secret
-            .expose()
-            .parse()
-            .context("the platform secret is not header text")?,
-    );
-    let response = InternalServiceClient::new(channel)
-        .get_platform_status(request)
+    let client = args.platform.connect().await?;
+    let response = InternalServiceClient::new(client.channel.clone())
+        .get_platform_status(client.request(GetPlatformStatusRequest {}))
         .await
         .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
     Ok(response.into_inner())

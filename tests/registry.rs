@@ -1,12 +1,14 @@
 //! The registry in `deis-workflow up`, with the platform's accounts: real
 //! skopeo (Debian) pushes an OCI image to an app's repository with the
 //! owner's username and `deis auth:token`, reads it back, and is refused
-//! for a stranger, a wrong token and no credentials.
+//! for a stranger, a wrong token and no credentials; destroying the app
+//! removes its repository.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use support::up::{UpServer, ok};
 
@@ -135,5 +137,57 @@ fn app_owners_push_and_pull_their_images_and_nobody_else_can() {
     ]);
     let tags: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap();
     assert_eq!(tags["Tags"], serde_json::json!(["bob", "v1"]));
+
+    // Operators see and tidy the registry with `deis-workflow registry`.
+    let admin = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
+            .arg("registry")
+            .args(args)
+            .args(["--controller-url", &server.url])
+            .arg("--data-dir")
+            .arg(data.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "registry {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    assert_eq!(admin(&["repos"]), "imgapp\n");
+    assert_eq!(admin(&["tags", "imgapp"]), "bob\nv1\n");
+    assert_eq!(admin(&["delete-tag", "imgapp", "bob"]), "Deleted imgapp:bob.\n");
+    assert_eq!(admin(&["tags", "imgapp"]), "v1\n");
+    let stranger = Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
+        .args(["registry", "repos", "--controller-url", &server.url])
+        .args(["--platform-secret", "not-the-platform-secret-but-long-enough"])
+        .output()
+        .unwrap();
+    assert!(!stranger.status.success());
+    assert!(
+        String::from_utf8_lossy(&stranger.stderr).contains("The platform secret does not match."),
+        "{}",
+        String::from_utf8_lossy(&stranger.stderr)
+    );
+
+    // Destroying the app removes its image repository; garbage collection
+    // then frees its blobs (config, two layers, manifest).
+    let repository = data.path().join("objects/registry/repositories/imgapp");
+    assert!(repository.is_dir(), "{}", repository.display());
+    ok(
+        alice.path(),
+        &["apps:destroy", "-a", "imgapp", "--confirm", "imgapp"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while repository.exists() {
+        assert!(Instant::now() < deadline, "the image repository outlived its app");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let collected = admin(&["gc", "--grace-seconds", "1"]);
+    assert!(collected.starts_with("Removed 4 blobs"), "{collected}");
+    assert!(collected.contains("kept 0"), "{collected}");
     server.interrupt();
 }

@@ -248,12 +248,24 @@ impl Controller {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
+        self.serve_with(listener, shutdown, |router| router).await
+    }
+
+    /// Serves the API and the services `extend` adds beside it (those of
+    /// components the controller does not depend on, such as the
+    /// registry's administration) on `listener` until `shutdown` resolves.
+    pub async fn serve_with(
+        &self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        extend: impl FnOnce(ApiRouter) -> ApiRouter,
+    ) -> Result<(), tonic::transport::Error> {
         // Without TCP_NODELAY, small responses wait for the peer's delayed
         // ACK (~40 ms on Linux).
         let incoming = TcpIncoming::from(listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
-        self.router()
+        extend(self.router())
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
     }

@@ -309,32 +309,37 @@ impl Objects {
     /// where a concurrent writer of the same key writes the same bytes.
     pub async fn rename_if_absent(&self, from: &str, to: &str) -> Result<bool, ObjectsError> {
         let (source, target) = (self.key(from), self.key(to));
-        match self.store.rename_if_not_exists(&source, &target).await {
-            Ok(()) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
-                if self.exists(to).await? {
-                    return Ok(false);
-                }
-                self.store.rename(&source, &target).await?;
-                Ok(true)
-            }
-            Err(err) => Err(err.into()),
-        }
+        let conditional = self.store.rename_if_not_exists(&source, &target).await;
+        self.unless_present(to, conditional, self.store.rename(&source, &target))
+            .await
     }
 
     /// Copies an object unless the target exists; `false` when it did.
     /// Without conditional copies, as [`Objects::rename_if_absent`].
     pub async fn copy_if_absent(&self, from: &str, to: &str) -> Result<bool, ObjectsError> {
         let (source, target) = (self.key(from), self.key(to));
-        match self.store.copy_if_not_exists(&source, &target).await {
+        let conditional = self.store.copy_if_not_exists(&source, &target).await;
+        self.unless_present(to, conditional, self.store.copy(&source, &target))
+            .await
+    }
+
+    /// The outcome of a conditional write to `to`; where the store has no
+    /// conditional writes, `to` is checked and `unconditional` runs (lazily:
+    /// only then).
+    async fn unless_present(
+        &self,
+        to: &str,
+        conditional: Result<(), object_store::Error>,
+        unconditional: impl std::future::Future<Output = Result<(), object_store::Error>>,
+    ) -> Result<bool, ObjectsError> {
+        match conditional {
             Ok(()) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
                 if self.exists(to).await? {
                     return Ok(false);
                 }
-                self.store.copy(&source, &target).await?;
+                unconditional.await?;
                 Ok(true)
             }
             Err(err) => Err(err.into()),

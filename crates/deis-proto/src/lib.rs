@@ -43,6 +43,15 @@ pub mod deis {
         }
     }
 
+    /// The container registry's administration (`deis.registry.v1`).
+    pub mod registry {
+        /// `deis.registry.v1`.
+        pub mod v1 {
+            #![allow(clippy::all, missing_docs, unreachable_pub)]
+            include!(concat!(env!("OUT_DIR"), "/deis.registry.v1.rs"));
+        }
+    }
+
     /// The logger's API for platform components (`deis.logger.v1`).
     pub mod logger {
         /// `deis.logger.v1`.
@@ -55,6 +64,7 @@ pub mod deis {
 
 pub use deis::internal::v1 as internal;
 pub use deis::logger::v1 as logger;
+pub use deis::registry::v1 as registry;
 pub use deis::v2;
 
 pub use prost;

@@ -28,6 +28,16 @@ impl Registry {
         self.inner.storage.tag(&name, tag).await
     }
 
+    /// Removes a repository with those nested under it (`app` and
+    /// `app/web`), as when its app is destroyed; the next garbage
+    /// collection frees the blobs nothing else references.
+    pub async fn delete_repository(&self, repository: &str) -> Result<(), RegistryError> {
+        let name = RepositoryName::parse(repository)?;
+        // Not while a collection marks what is referenced.
+        let _pause = self.inner.pause.read().await;
+        self.inner.storage.delete_repository(&name).await
+    }
+
     /// Removes a tag; its manifest stays, reachable by digest (garbage
     /// collection keeps it and its blobs until the manifest is deleted).
     pub async fn delete_tag(&self, repository: &str, tag: &str) -> Result<(), RegistryError> {

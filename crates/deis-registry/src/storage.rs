@@ -399,6 +399,14 @@ impl Storage {
         Ok(())
     }
 
+    /// Deletes a repository and every repository nested under it: tags,
+    /// manifests, links. Blobs stay until garbage collection finds them
+    /// unreferenced.
+    pub(crate) async fn delete_repository(&self, name: &RepositoryName) -> Result<(), RegistryError> {
+        self.objects.delete_prefix(&repository_key(name)).await?;
+        Ok(())
+    }
+
     /// Every repository name, in lexical order. Repositories nest (`a` and
     /// `a/b` may both exist), so the tree is walked; a directory is a
     /// repository when it has one of the `_` directories.
