@@ -208,6 +208,28 @@ fn local(
     response
 }
 
+/// An upstream exchange, given up with [`ProxyError::Timeout`] after
+/// `timeout`. Polled in place (not moved into a `Timeout`), the timer beside
+/// it, so the `Attempt` it records into stays readable afterwards.
+async fn within<T>(
+    timeout: Option<Duration>,
+    exchange: impl Future<Output = Result<T, ProxyError>>,
+) -> Result<T, ProxyError> {
+    tokio::pin!(exchange);
+    let Some(limit) = timeout else {
+        return exchange.await;
+    };
+    let expiry = tokio::time::sleep(limit);
+    tokio::pin!(expiry);
+    poll_fn(|cx| {
+        if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        expiry.as_mut().poll(cx).map(|()| Err(ProxyError::Timeout))
+    })
+    .await
+}
+
 fn error_reply(error: ProxyError, log: Log) -> Response<RespBody> {
     let (status, body) = match error {
         ProxyError::NoCluster => (StatusCode::SERVICE_UNAVAILABLE, "no cluster\n"),
@@ -292,25 +314,7 @@ async fn forward(
     let req = Request::from_parts(parts, body);
 
     let mut attempt = Attempt::default();
-    let result = {
-        // Polled in place (not moved into a `Timeout`), the timer beside it.
-        let exchange = exchange(ctx, cluster, req, retries, &mut attempt);
-        tokio::pin!(exchange);
-        match timeout {
-            Some(limit) => {
-                let expiry = tokio::time::sleep(limit);
-                tokio::pin!(expiry);
-                poll_fn(|cx| {
-                    if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
-                        return Poll::Ready(result);
-                    }
-                    expiry.as_mut().poll(cx).map(|()| Err(ProxyError::Timeout))
-                })
-                .await
-            }
-            None => exchange.await,
-        }
-    };
+    let result = within(timeout, exchange(ctx, cluster, req, retries, &mut attempt)).await;
     if let Some(access) = &mut log.access {
         access.entry.upstream = attempt.endpoint;
         access.entry.connect = attempt.connect;
@@ -355,24 +359,7 @@ async fn forward_raw(
     mut log: Log,
 ) -> Response<RespBody> {
     let mut attempt = Attempt::default();
-    let result = {
-        let exchange = exchange_raw(cluster, &parts, retries, &mut attempt);
-        tokio::pin!(exchange);
-        match timeout {
-            Some(limit) => {
-                let expiry = tokio::time::sleep(limit);
-                tokio::pin!(expiry);
-                poll_fn(|cx| {
-                    if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
-                        return Poll::Ready(result);
-                    }
-                    expiry.as_mut().poll(cx).map(|()| Err(ProxyError::Timeout))
-                })
-                .await
-            }
-            None => exchange.await,
-        }
-    };
+    let result = within(timeout, exchange_raw(cluster, &parts, retries, &mut attempt)).await;
     if let Some(access) = &mut log.access {
         access.entry.upstream = attempt.endpoint;
         access.entry.connect = attempt.connect;
