@@ -19,9 +19,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use deis_auth::PlatformSecret;
-use deis_builder::{Builder, BuilderConfig, ControllerClient, HookCommand, LocalExecutor, Objects};
+use deis_builder::{
+    Builder, BuilderConfig, ControllerClient, HookCommand, ImageRegistry, LocalExecutor, Objects,
+};
 use deis_controller::{Controller, ControllerConfig, RegistrationMode};
-use deis_runtime::{LocalRuntime, RuntimeConfig};
+use deis_runtime::{ContainerSettings, LocalRuntime, RuntimeConfig};
 use deis_scheduler::{LogService, LogSink, NoRuntime, Scheduler};
 use deis_store::Store;
 
@@ -163,7 +165,13 @@ struct RuntimeOpts {
 
 impl RuntimeOpts {
     /// The scheduler to give the controller.
-    fn start(&self, data_dir: &Path, objects: Objects, logs: Arc<dyn LogSink>) -> Result<Arc<dyn Scheduler>> {
+    fn start(
+        &self,
+        data_dir: &Path,
+        objects: Objects,
+        logs: Arc<dyn LogSink>,
+        containers: Option<ContainerSettings>,
+    ) -> Result<Arc<dyn Scheduler>> {
         Ok(match self.runtime {
             RuntimeKind::None => Arc::new(NoRuntime),
             RuntimeKind::Local => {
@@ -177,6 +185,7 @@ impl RuntimeOpts {
                 let config = RuntimeConfig {
                     state_dir: data_dir.join("runtime"),
                     node_labels,
+                    containers,
                 };
                 Arc::new(
                     LocalRuntime::start(config, objects, logs).context("cannot start the local runtime")?,
@@ -334,6 +343,7 @@ impl BuilderOpts {
         objects: Objects,
         controller_url: &str,
         secret: &str,
+        registry: Option<ImageRegistry>,
     ) -> Result<Builder> {
         let state_dir = data_dir.join("builder");
         let buildpacks = state_dir.join("buildpacks");
@@ -355,14 +365,15 @@ impl BuilderOpts {
             max_source_bytes: limit,
             max_slug_bytes: limit,
             build_timeout: Duration::from_secs(self.build_timeout),
-            ..BuilderConfig::new(self.builder_addr, state_dir, hook)
+            registry,
+            ..BuilderConfig::new(self.builder_addr, state_dir.clone(), hook)
         };
         let controller = ControllerClient::new(controller_url, secret)?;
         Builder::start(
             config,
             controller,
             objects,
-            Arc::new(LocalExecutor::new(buildpacks)),
+            Arc::new(LocalExecutor::new(buildpacks).with_image_storage(state_dir.join("images"))),
         )
         .await
         .with_context(|| format!("cannot start the builder on {}", self.builder_addr))
@@ -452,9 +463,25 @@ async fn up(args: UpArgs) -> Result<()> {
     let controller_addr = listener.local_addr()?;
     let controller_url = format!("http://{controller_addr}");
     let objects = args.objects.open(&data_dir)?;
+    // The registry's address first: the builder pushes images to it and
+    // the runtime pulls them, both with the internal login.
+    let registry_listener = args.registry.bind().await?;
+    let registry_host = registry::local_host(registry_listener.local_addr()?);
+    let registry_password = registry::internal_password(&secret);
     let builder = args
         .builder
-        .start(&data_dir, objects.clone(), &controller_url, secret.expose())
+        .start(
+            &data_dir,
+            objects.clone(),
+            &controller_url,
+            secret.expose(),
+            Some(ImageRegistry {
+                host: registry_host.clone(),
+                username: registry::INTERNAL_USER.into(),
+                password: registry_password.clone(),
+                insecure: true,
+            }),
+        )
         .await?;
     let builder_host = args.builder.advertised_host(builder.ssh_addr);
     let config = args
@@ -462,9 +489,16 @@ async fn up(args: UpArgs) -> Result<()> {
         .config(builder_host.clone(), builder.ssh_addr.port());
     let logger = args.logger.start(logging::logger_token(&secret)).await?;
     let logs = logger.logger.clone();
-    let scheduler = args.runtime.start(&data_dir, objects.clone(), logs.clone())?;
+    let containers = ContainerSettings {
+        registry: registry_host,
+        username: registry::INTERNAL_USER.into(),
+        password: registry_password.clone(),
+        insecure: true,
+    };
+    let scheduler = args
+        .runtime
+        .start(&data_dir, objects.clone(), logs.clone(), Some(containers))?;
     let xds_token = routing::xds_token(&secret);
-    let registry_password = registry::internal_password(&secret);
     let admin_secret = secret.clone();
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs.clone());
     let builder = Arc::new(builder);
@@ -473,9 +507,20 @@ async fn up(args: UpArgs) -> Result<()> {
     status::register_logger(&controller, &logger);
     let registry = args
         .registry
-        .start(objects.clone(), controller.clone(), registry_password)
+        .start(
+            registry_listener,
+            objects.clone(),
+            controller.clone(),
+            registry_password.clone(),
+            registry::token_key(&admin_secret),
+        )
         .await?;
     status::register_registry(&controller, registry.addr);
+    controller.set_image_importer(Arc::new(registry::SkopeoImporter {
+        registry: registry::local_host(registry.addr),
+        password: registry_password,
+        scratch: data_dir.join("registry-import"),
+    }));
     tokio::spawn(destroy::forget_destroyed_apps(
         controller.destroyed_apps(),
         builder.clone(),
@@ -581,7 +626,11 @@ async fn controller(args: ControllerArgs) -> Result<()> {
             log_metrics.clone(),
         )),
     };
-    let scheduler = args.runtime.start(&data_dir, objects.clone(), logs.clone())?;
+    // A split-out controller has no registry of its own: image releases are
+    // refused with a message saying so.
+    let scheduler = args
+        .runtime
+        .start(&data_dir, objects.clone(), logs.clone(), None)?;
     let xds_token = routing::xds_token(&secret);
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs);
     status::register_controller(&controller, &format!("http://{}", listener.local_addr()?));
@@ -617,7 +666,7 @@ async fn builder(args: BuilderArgs) -> Result<()> {
     let objects = args.objects.open(&data_dir)?;
     let builder = args
         .builder
-        .start(&data_dir, objects, &args.controller_url, secret.expose())
+        .start(&data_dir, objects, &args.controller_url, secret.expose(), None)
         .await?;
     let _metrics = metrics::Sources {
         builder: Some(&builder),

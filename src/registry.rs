@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use clap::Args;
 use deis_auth::PlatformSecret;
 use deis_controller::{Controller, ImageScope, ImageVerdict};
+use deis_core::images;
 use deis_objects::Objects;
 use deis_proto::registry::registry_admin_service_client::RegistryAdminServiceClient;
 use deis_proto::registry::registry_admin_service_server::{
@@ -24,7 +25,9 @@ use deis_proto::registry::{
     CollectGarbageRequest, CollectGarbageResponse, DeleteTagRequest, DeleteTagResponse,
     ListRepositoriesRequest, ListRepositoriesResponse, ListTagsRequest, ListTagsResponse,
 };
-use deis_registry::{Action, Credentials, Decision, Registry, RegistryAuth, Scope};
+use deis_registry::{
+    Action, Credentials, Decision, Registry, RegistryAuth, RegistryOptions, Scope, TokenOptions,
+};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -48,9 +51,25 @@ pub(crate) struct RegistryOpts {
     registry_gc_hours: u64,
 }
 
+/// The key the registry signs its bearer tokens with.
+pub(crate) fn token_key(secret: &PlatformSecret) -> String {
+    secret.derive("registry-token")
+}
+
 /// The password of [`INTERNAL_USER`].
 pub(crate) fn internal_password(secret: &PlatformSecret) -> String {
     secret.derive("registry")
+}
+
+/// Where the platform's own components reach the registry listening on
+/// `addr`: an unspecified address means this machine's loopback.
+pub(crate) fn local_host(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    SocketAddr::new(ip, addr.port()).to_string()
 }
 
 /// A registry serving until [`RunningRegistry::shutdown`].
@@ -63,27 +82,40 @@ pub(crate) struct RunningRegistry {
 }
 
 impl RegistryOpts {
-    /// Binds and serves the registry.
-    pub(crate) async fn start(
-        &self,
-        objects: Objects,
-        controller: Controller,
-        internal_password: String,
-    ) -> Result<RunningRegistry> {
-        let listener = tokio::net::TcpListener::bind(self.registry_addr)
+    /// Binds the registry's address (before the components that push to and
+    /// pull from it start).
+    pub(crate) async fn bind(&self) -> Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind(self.registry_addr)
             .await
             .with_context(|| {
                 format!(
                     "cannot listen on {} for the registry; is another registry running? Use --registry-addr to pick another address",
                     self.registry_addr
                 )
-            })?;
+            })
+    }
+
+    /// Serves the registry on `listener`.
+    pub(crate) async fn start(
+        &self,
+        listener: tokio::net::TcpListener,
+        objects: Objects,
+        controller: Controller,
+        internal_password: String,
+        token_key: String,
+    ) -> Result<RunningRegistry> {
         let addr = listener.local_addr()?;
         let auth = PlatformAuth {
             controller,
             internal_password,
         };
-        let registry = Registry::new(objects, Arc::new(auth));
+        // Docker's token flow (clients trade their login for a short-lived
+        // bearer token); Basic credentials keep working on every request.
+        let options = RegistryOptions {
+            token: Some(TokenOptions::new(token_key.into_bytes())),
+            ..RegistryOptions::default()
+        };
+        let registry = Registry::with_options(objects, Arc::new(auth), options);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn({
             let registry = registry.clone();
@@ -395,5 +427,121 @@ impl RegistryCommand {
             }
         }
         Ok(())
+    }
+}
+
+/// `deis pull`: copies images into the registry with skopeo, which speaks
+/// every registry's auth and picks this machine's platform from a
+/// multi-platform index.
+pub(crate) struct SkopeoImporter {
+    /// The registry's `host:port`.
+    pub(crate) registry: String,
+    /// The internal login's password.
+    pub(crate) password: String,
+    /// Where credential files live while a copy runs.
+    pub(crate) scratch: std::path::PathBuf,
+}
+
+/// The registry host of an image reference (`docker.io` when it names none).
+fn registry_of(reference: &str) -> &str {
+    match reference.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
+/// Plain HTTP only for registries on this machine.
+fn is_loopback(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[async_trait]
+impl deis_controller::ImageImporter for SkopeoImporter {
+    async fn import(
+        &self,
+        source: &str,
+        credentials: Option<(String, String)>,
+        app: &str,
+        tag: &str,
+    ) -> Result<(), String> {
+        let Some(skopeo) = images::find_program("skopeo") else {
+            return Err(
+                "deis pull needs skopeo on the platform's machine to copy images: install it (apt-get install skopeo)."
+                    .into(),
+            );
+        };
+        tokio::fs::create_dir_all(&self.scratch)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", self.scratch.display()))?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dest_auth = self.scratch.join(format!("dest-{id}.json"));
+        let src_auth = self.scratch.join(format!("src-{id}.json"));
+        let mut files = vec![dest_auth.clone()];
+        let written = (|| {
+            images::write_private_file(
+                &dest_auth,
+                &images::registry_auth_json(&self.registry, INTERNAL_USER, &self.password),
+            )?;
+            if let Some((user, password)) = &credentials {
+                images::write_private_file(
+                    &src_auth,
+                    &images::registry_auth_json(registry_of(source), user, password),
+                )?;
+            }
+            std::io::Result::Ok(())
+        })();
+        let mut command = tokio::process::Command::new(skopeo);
+        command
+            .args(["copy", "--quiet", "--retry-times", "2"])
+            .arg(format!("--src-tls-verify={}", !is_loopback(registry_of(source))))
+            .arg("--dest-tls-verify=false")
+            .arg("--dest-authfile")
+            .arg(&dest_auth);
+        if credentials.is_some() {
+            command.arg("--src-authfile").arg(&src_auth);
+            files.push(src_auth.clone());
+        } else {
+            command.arg("--src-no-creds");
+        }
+        let output = match written {
+            Ok(()) => command
+                .arg(format!("docker://{source}"))
+                .arg(format!("docker://{}/{app}:{tag}", self.registry))
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .output()
+                .await
+                .map_err(|e| format!("cannot run skopeo: {e}")),
+            Err(e) => Err(format!("cannot write registry credentials: {e}")),
+        };
+        for file in files {
+            let _ = tokio::fs::remove_file(file).await;
+        }
+        let output = output?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let detail = String::from_utf8_lossy(&output.stderr);
+            let detail = detail.trim().lines().last().unwrap_or("skopeo failed");
+            Err(format!("Cannot pull the image {source}: {detail}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    #[test]
+    fn registries_of_references() {
+        assert_eq!(registry_of("nginx:latest"), "docker.io");
+        assert_eq!(registry_of("library/nginx"), "docker.io");
+        assert_eq!(registry_of("127.0.0.1:5000/app:v1"), "127.0.0.1:5000");
+        assert_eq!(registry_of("ghcr.io/o/app@sha256:ab"), "ghcr.io");
+        assert_eq!(registry_of("localhost/app"), "localhost");
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost"));
+        assert!(!is_loopback("ghcr.io"));
     }
 }

@@ -100,6 +100,24 @@ ensure_registry_tools() {
   command -v python3 >/dev/null || apt_install python3
 }
 
+# buildah and podman (Dockerfile builds, image apps) and Debian's static
+# busybox, the only thing the test images contain (there is no public
+# registry to pull base images from): DEIS_TEST_BUSYBOX points at it.
+ensure_container_tools() {
+  apt_install buildah podman runc catatonit
+  local dir="$CACHE_DIR/busybox"
+  if [ ! -x "$dir/bin/busybox" ]; then
+    step "downloading busybox-static (apt)"
+    if [ "$APT_UPDATED" = 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+    rm -rf "$dir" && mkdir -p "$dir/deb"
+    (cd "$dir/deb" && apt-get download -qq busybox-static)
+    dpkg -x "$dir"/deb/busybox-static_*.deb "$dir/root"
+    mkdir -p "$dir/bin" && cp "$dir/root/bin/busybox" "$dir/bin/busybox"
+    rm -rf "$dir/deb" "$dir/root"
+  fi
+  export DEIS_TEST_BUSYBOX="$dir/bin/busybox"
+}
+
 # PostgreSQL server binaries (initdb, pg_ctl).
 ensure_postgres() {
   PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"

@@ -128,6 +128,7 @@ pub(crate) async fn run() -> Result<()> {
         RuntimeConfig {
             state_dir: dir.path().join("runtime"),
             node_labels: BTreeMap::new(),
+            containers: None,
         },
         objects,
         Arc::new(NoLogs),

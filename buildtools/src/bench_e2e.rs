@@ -28,16 +28,16 @@ const HOST: &str = "bench.localhost";
 /// changes it so the new release can be told from the old one.
 const ANSWER_LINE: &str = "body = \"Hello from Python\"";
 
-fn binary(var: &str) -> Result<PathBuf> {
+pub(crate) fn binary(var: &str) -> Result<PathBuf> {
     std::env::var_os(var)
         .map(PathBuf::from)
         .with_context(|| format!("{var} is not set (buildtools/bench e2e sets it)"))
 }
 
 /// `deis-workflow up`, stopped like Ctrl-C (its apps with it) on drop.
-struct Up {
+pub(crate) struct Up {
     child: Child,
-    controller_url: String,
+    pub(crate) controller_url: String,
     router_port: u16,
 }
 
@@ -58,7 +58,7 @@ impl Drop for Up {
     }
 }
 
-fn start_up(data: &Path) -> Result<Up> {
+pub(crate) fn start_up(data: &Path) -> Result<Up> {
     let router_port = free_port()?;
     let mut child = Command::new(binary("DEIS_WORKFLOW_BIN")?)
         .args([
@@ -100,7 +100,7 @@ fn start_up(data: &Path) -> Result<Up> {
 }
 
 /// The CLI as a user runs it, with `home` as HOME.
-fn deis(home: &Path, dir: &Path, args: &[&str]) -> Result<String> {
+pub(crate) fn deis(home: &Path, dir: &Path, args: &[&str]) -> Result<String> {
     exec(
         Command::new(binary("DEIS_BIN")?)
             .args(args)

@@ -11,6 +11,7 @@ mod bench_deploy;
 mod bench_e2e;
 mod bench_logs;
 mod bench_push;
+mod bench_registry;
 mod bench_router;
 
 /// Latency samples of one measurement.
@@ -89,6 +90,10 @@ async fn main() -> Result<()> {
             .await
             .context("bench e2e")?
             .context("bench e2e"),
-        _ => bail!("usage: buildtools bench api|push|deploy|router|converge|logs|e2e"),
+        ["bench", "registry"] => tokio::task::spawn_blocking(bench_registry::run)
+            .await
+            .context("bench registry")?
+            .context("bench registry"),
+        _ => bail!("usage: buildtools bench api|push|deploy|router|converge|logs|e2e|registry"),
     }
 }

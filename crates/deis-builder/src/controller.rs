@@ -142,6 +142,7 @@ impl ControllerClient {
         image: &str,
         sha: &str,
         procfile: &BTreeMap<String, String>,
+        dockerfile: bool,
     ) -> Result<(i32, String), ControllerError> {
         let request = PublishBuildRequest {
             username: username.to_owned(),
@@ -149,7 +150,8 @@ impl ControllerClient {
             image: image.to_owned(),
             sha: sha.to_owned(),
             procfile: procfile.clone().into_iter().collect(),
-            dockerfile: String::new(),
+            // Deis's flag for Dockerfile builds.
+            dockerfile: if dockerfile { "true".into() } else { String::new() },
         };
         let published = self.inner.clone().publish_build(request).await?.into_inner();
         Ok((published.version, published.url))

@@ -29,8 +29,8 @@ use tokio::net::{TcpListener, UnixListener};
 
 pub use controller::ControllerClient;
 pub use deis_objects::{self as objects, Objects};
-pub use executor::{BuildExecutor, LocalExecutor};
-pub use pipeline::BuildSettings;
+pub use executor::{BuildExecutor, ImageOutput, ImageTarget, LocalExecutor};
+pub use pipeline::{BuildSettings, ImageRegistry};
 pub use repo::HookCommand;
 
 /// Settings of the builder.
@@ -51,6 +51,9 @@ pub struct BuilderConfig {
     pub max_slug_bytes: u64,
     /// How long a build may take.
     pub build_timeout: Duration,
+    /// Where Dockerfile builds push their images (none: Dockerfile pushes
+    /// are refused with a message saying so).
+    pub registry: Option<ImageRegistry>,
 }
 
 impl BuilderConfig {
@@ -64,6 +67,7 @@ impl BuilderConfig {
             max_source_bytes: 1024 * 1024 * 1024,
             max_slug_bytes: 1024 * 1024 * 1024,
             build_timeout: Duration::from_secs(15 * 60),
+            registry: None,
         }
     }
 }
@@ -140,6 +144,7 @@ impl Builder {
                 timeout: config.build_timeout,
                 max_source_bytes: config.max_source_bytes,
                 max_slug_bytes: config.max_slug_bytes,
+                registry: config.registry.clone(),
             },
         };
         let hooks = tokio::spawn(hook::serve(hook_listener, pushes.clone(), Arc::new(pipeline)));

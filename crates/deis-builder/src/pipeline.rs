@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use crate::controller::ControllerClient;
-use crate::executor::{BuildExecutor, BuildJob};
+use crate::executor::{BuildExecutor, BuildJob, ImageTarget};
 use crate::hook::{HookHandler, HookRequest, Output, PushContext, RefUpdate};
 use crate::metrics::BuildMetrics;
 use deis_objects::{self as objects, Objects};
@@ -26,6 +26,35 @@ pub struct BuildSettings {
     pub max_source_bytes: u64,
     /// The largest slug accepted.
     pub max_slug_bytes: u64,
+    /// Where Dockerfile builds push their images.
+    pub registry: Option<ImageRegistry>,
+}
+
+/// The platform's image registry, as the builder pushes to it.
+#[derive(Clone)]
+pub struct ImageRegistry {
+    /// `host:port`.
+    pub host: String,
+    /// The builder's login.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// Plain HTTP (a registry on loopback).
+    pub insecure: bool,
+}
+
+impl std::fmt::Debug for ImageRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageRegistry")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The image of a Dockerfile build, as Deis names it: `<app>:git-<sha8>`.
+fn dockerfile_image(app: &str, sha: &str) -> String {
+    format!("{app}:git-{}", sha.get(..8).unwrap_or(sha))
 }
 
 /// Runs the builds of pushes.
@@ -134,18 +163,15 @@ impl Pipeline {
             "unpacking the source",
         )
         .await?;
-        if source.join("Dockerfile").is_file() {
-            return Err(Failure(
-                "This repository has a Dockerfile. Dockerfile builds need the platform's image registry, which this \
-                 installation does not have yet; remove the Dockerfile to build with a buildpack."
-                    .into(),
-            ));
-        }
         self.objects
             .put_file(&objects::source_key(app, sha), &tarball)
             .await?;
 
         let config = self.controller.build_config(&context.username, app).await?;
+        if source.join("Dockerfile").is_file() {
+            let job = self.job(app, sha, source, &work.0, config, None);
+            return self.build_dockerfile(context, job, output).await;
+        }
         let cache_key = objects::cache_key(app);
         let cache = if config.contains_key("DEIS_DISABLE_CACHE") {
             self.objects.delete(&cache_key).await?;
@@ -170,17 +196,7 @@ impl Pipeline {
             None => None,
         };
 
-        let job = BuildJob {
-            app: app.clone(),
-            sha: sha.to_owned(),
-            source,
-            work_dir: work.0.clone(),
-            buildpack_url: config.get("BUILDPACK_URL").cloned(),
-            env: config,
-            cache: cache.clone(),
-            timeout: self.settings.timeout,
-            max_slug_bytes: self.settings.max_slug_bytes,
-        };
+        let job = self.job(app, sha, source, &work.0, config, cache.clone());
         let built = self.executor.build(job, output.clone()).await?;
 
         self.objects
@@ -209,17 +225,84 @@ impl Pipeline {
             self.objects.put_file(&cache_key, &packed).await?;
         }
 
+        self.launch(
+            context,
+            &objects::slug_key(app, sha),
+            sha,
+            &built.procfile,
+            false,
+            output,
+        )
+        .await
+    }
+
+    fn job(
+        &self,
+        app: &str,
+        sha: &str,
+        source: PathBuf,
+        work_dir: &Path,
+        config: BTreeMap<String, String>,
+        cache: Option<PathBuf>,
+    ) -> BuildJob {
+        BuildJob {
+            app: app.to_owned(),
+            sha: sha.to_owned(),
+            source,
+            work_dir: work_dir.to_owned(),
+            buildpack_url: config.get("BUILDPACK_URL").cloned(),
+            env: config,
+            cache,
+            timeout: self.settings.timeout,
+            max_slug_bytes: self.settings.max_slug_bytes,
+        }
+    }
+
+    /// Builds the repository's Dockerfile into `<app>:git-<sha8>` in the
+    /// platform's registry and releases it.
+    async fn build_dockerfile(
+        &self,
+        context: &PushContext,
+        job: BuildJob,
+        output: &Output,
+    ) -> Result<(), Failure> {
+        let Some(registry) = &self.settings.registry else {
+            return Err(Failure(
+                "This repository has a Dockerfile, and Dockerfile builds need the platform's image registry, \
+                 which this builder was not given (--registry-url); remove the Dockerfile to build with a buildpack."
+                    .into(),
+            ));
+        };
+        let image = dockerfile_image(&job.app, &job.sha);
+        let target = ImageTarget {
+            reference: format!("{}/{image}", registry.host),
+            username: registry.username.clone(),
+            password: registry.password.clone(),
+            insecure: registry.insecure,
+        };
+        let sha = job.sha.clone();
+        let built = self.executor.build_image(job, target, output.clone()).await?;
+        say(output, format!("       Pushed {image}@{}", built.digest)).await;
+        self.launch(context, &image, &sha, &built.procfile, true, output)
+            .await
+    }
+
+    /// Records the build and deploys it.
+    async fn launch(
+        &self,
+        context: &PushContext,
+        image: &str,
+        sha: &str,
+        procfile: &BTreeMap<String, String>,
+        dockerfile: bool,
+        output: &Output,
+    ) -> Result<(), Failure> {
+        let app = &context.app;
         say(output, "-----> Build complete.").await;
         say(output, "-----> Launching...").await;
         let (version, url) = self
             .controller
-            .publish_build(
-                &context.username,
-                app,
-                &objects::slug_key(app, sha),
-                sha,
-                &built.procfile,
-            )
+            .publish_build(&context.username, app, image, sha, procfile, dockerfile)
             .await?;
         say(output, format!("       Done, {app}:v{version} deployed")).await;
         say(output, format!("       {url}")).await;

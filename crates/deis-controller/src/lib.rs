@@ -131,6 +131,8 @@ impl Default for ControllerConfig {
 }
 
 pub(crate) struct Inner {
+    /// Copies `deis pull` images into the platform's registry.
+    pub(crate) image_importer: std::sync::OnceLock<Arc<dyn ImageImporter>>,
     pub(crate) store: Store,
     pub(crate) scheduler: Arc<dyn Scheduler>,
     pub(crate) config: ControllerConfig,
@@ -142,6 +144,23 @@ pub(crate) struct Inner {
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) destroyed: tokio::sync::broadcast::Sender<AppDestroyed>,
     pub(crate) metrics: Arc<metrics::ControllerMetrics>,
+}
+
+/// Copies an image from wherever it is into the platform's registry, so
+/// `deis pull` releases run from there as Dockerfile builds do (Deis's
+/// controller pulled, re-tagged and pushed with its Docker daemon).
+#[tonic::async_trait]
+pub trait ImageImporter: Send + Sync + 'static {
+    /// Copies `source` to `<app>:<tag>` in the platform's registry, logging
+    /// in to the source with `credentials` (from `deis registry:set`) when
+    /// given. Errors are one sentence for the user.
+    async fn import(
+        &self,
+        source: &str,
+        credentials: Option<(String, String)>,
+        app: &str,
+        tag: &str,
+    ) -> Result<(), String>;
 }
 
 /// An app was destroyed (its records are gone for good): components that
@@ -175,6 +194,7 @@ impl Controller {
         let limiter = LoginLimiter::new(config.login_limits);
         Controller {
             inner: Arc::new(Inner {
+                image_importer: std::sync::OnceLock::new(),
                 store,
                 scheduler,
                 config,
@@ -188,6 +208,13 @@ impl Controller {
                 metrics: Arc::new(metrics::ControllerMetrics::new()),
             }),
         }
+    }
+
+    /// Lets `deis pull` copy images into the platform's registry (without
+    /// one, image builds run as given, which only a runtime with access to
+    /// the image can do). Set once, at start.
+    pub fn set_image_importer(&self, importer: Arc<dyn ImageImporter>) {
+        let _ = self.inner.image_importer.set(importer);
     }
 
     /// Where app logs are kept (the logger).

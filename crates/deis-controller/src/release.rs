@@ -110,6 +110,28 @@ fn no_build() -> Error {
 }
 
 impl Controller {
+    /// `deis pull`: copies the image into the platform's registry as
+    /// `<app>:v<N>` (N the release it is about to become, as Deis tags it)
+    /// and returns that reference, which the runtime pulls. Without an
+    /// importer the image is recorded as given.
+    pub(crate) async fn import_image(&self, app: &App, source: &str) -> deis_core::Result<String> {
+        let Some(importer) = self.inner.image_importer.get() else {
+            return Ok(source.to_owned());
+        };
+        let current = self.inner.store.current_state(app).await?;
+        let registry = &current.config.data.registry;
+        let credentials = registry
+            .get("username")
+            .zip(registry.get("password"))
+            .map(|(user, password)| (user.clone(), password.clone()));
+        let tag = format!("v{}", current.release.version + 1);
+        importer
+            .import(source, credentials, &app.name, &tag)
+            .await
+            .map_err(Error::invalid)?;
+        Ok(format!("{}:{tag}", app.name))
+    }
+
     /// The URL the router answers on for an app.
     pub(crate) fn app_url(&self, app: &str) -> String {
         let c = &self.inner.config;

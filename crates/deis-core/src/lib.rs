@@ -7,6 +7,7 @@
 pub mod cert;
 pub mod config;
 pub mod error;
+pub mod images;
 pub mod names;
 pub mod sshkey;
 pub mod summary;

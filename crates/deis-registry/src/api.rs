@@ -3,13 +3,14 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use http::header::{
-    ACCEPT_RANGES, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderName, LINK, LOCATION,
-    RANGE, WWW_AUTHENTICATE,
+    ACCEPT_RANGES, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HOST,
+    HeaderName, LINK, LOCATION, RANGE, WWW_AUTHENTICATE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, request};
 use http_body_util::BodyExt;
@@ -21,6 +22,7 @@ use crate::error::RegistryError;
 use crate::manifest::{self, Descriptor, OCI_INDEX};
 use crate::names::{Digest, Reference, RepositoryName};
 use crate::storage::{Revision, Storage};
+use crate::token::{self, Tokens};
 use crate::uploads::{ChunkRange, Uploads};
 use crate::{Registry, RegistryOptions};
 
@@ -29,6 +31,7 @@ const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-diges
 const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
+const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// The request's credentials: none, parsed, or an unreadable header (which
 /// is refused like wrong credentials).
@@ -46,6 +49,8 @@ pub(crate) struct Inner {
     /// sweep.
     pub(crate) pause: Arc<tokio::sync::RwLock<()>>,
     pub(crate) auth: Arc<dyn RegistryAuth>,
+    /// The token flow, when configured (with a usable key).
+    pub(crate) tokens: Option<Tokens>,
     pub(crate) options: RegistryOptions,
 }
 
@@ -54,6 +59,7 @@ pub(crate) struct Inner {
 enum Route<'a> {
     Base,
     Catalog,
+    Token,
     Tags(&'a str),
     Manifest(&'a str, &'a str),
     Blob(&'a str, &'a str),
@@ -73,6 +79,10 @@ impl<'a> Route<'a> {
         if rest == "_catalog" {
             return Some(Route::Catalog);
         }
+        // No repository endpoint is a single component, so no name clashes.
+        if rest == "token" {
+            return Some(Route::Token);
+        }
         if let Some(name) = rest.strip_suffix("/tags/list") {
             return Some(Route::Tags(name));
         }
@@ -89,6 +99,45 @@ impl<'a> Route<'a> {
             "blobs" => Some(Route::Blob(name, last)),
             "referrers" => Some(Route::Referrers(name, last)),
             "uploads" => Some(Route::Upload(name.strip_suffix("/blobs")?, last)),
+            _ => None,
+        }
+    }
+}
+
+/// What a request must be allowed: the one table from endpoints to scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs<'a> {
+    Registry,
+    Catalog,
+    /// An action on a repository, by its still unvalidated name.
+    Repository(&'a str, Action),
+    /// The token endpoint authenticates the caller itself.
+    Token,
+}
+
+impl<'a> Needs<'a> {
+    /// `None` when the method is not allowed on the route.
+    fn of(route: Route<'a>, method: &Method) -> Option<Needs<'a>> {
+        let read = *method == Method::GET || *method == Method::HEAD;
+        let repository = |name, action| Some(Needs::Repository(name, action));
+        match route {
+            Route::Base if read => Some(Needs::Registry),
+            Route::Catalog if *method == Method::GET => Some(Needs::Catalog),
+            Route::Token if *method == Method::GET => Some(Needs::Token),
+            Route::Tags(name) | Route::Referrers(name, _) if *method == Method::GET => {
+                repository(name, Action::Pull)
+            }
+            Route::Manifest(name, _) | Route::Blob(name, _) if read => repository(name, Action::Pull),
+            Route::Manifest(name, _) if *method == Method::PUT => repository(name, Action::Push),
+            Route::Manifest(name, _) | Route::Blob(name, _) if *method == Method::DELETE => {
+                repository(name, Action::Delete)
+            }
+            Route::UploadStart(name) if *method == Method::POST => repository(name, Action::Push),
+            Route::Upload(name, _)
+                if [Method::GET, Method::PATCH, Method::PUT, Method::DELETE].contains(method) =>
+            {
+                repository(name, Action::Push)
+            }
             _ => None,
         }
     }
@@ -113,6 +162,13 @@ impl Query {
 
     fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn get_all<'q>(&'q self, key: &'q str) -> impl Iterator<Item = &'q str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -304,6 +360,39 @@ fn with_next_link(reply: Reply, path: &str, page: &[String], more: bool) -> Repl
     }
 }
 
+/// Where clients fetch tokens: the configured URL, or this request's host
+/// (`None` when it has none fit to quote).
+fn token_url(tokens: &Tokens, parts: &request::Parts) -> Option<String> {
+    if let Some(url) = &tokens.options.realm_url {
+        return Some(url.replace(['"', '\\'], ""));
+    }
+    let host = match parts.headers.get(HOST) {
+        Some(host) => host.to_str().ok()?,
+        // HTTP/2 carries it in the URI.
+        None => parts.uri.authority()?.as_str(),
+    };
+    // It goes inside a quoted string: only what a host and port may hold
+    // (a name of at most 255 bytes, or a bracketed IPv6 address, and a port).
+    let fit = !host.is_empty()
+        && host.len() <= 255 + ":65535".len()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b));
+    if !fit {
+        return None;
+    }
+    // A proxy lists the client's own scheme first. Believing the header is
+    // safe: the challenge goes back only to the client that sent it.
+    let https = parts
+        .headers
+        .get(FORWARDED_PROTO)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    let scheme = if https { "https" } else { "http" };
+    Some(format!("{scheme}://{host}/v2/token"))
+}
+
 impl Registry {
     /// Answers one request. Never fails: errors become the spec's error
     /// responses.
@@ -333,9 +422,8 @@ impl Registry {
         }
         let mut out = Reply::new(reply.status).json(&error.body(), "application/json");
         match error {
-            RegistryError::Unauthorized => {
-                let realm = self.inner.options.realm.replace(['"', '\\'], "");
-                out = out.header(WWW_AUTHENTICATE, format!("Basic realm=\"{realm}\""));
+            RegistryError::Unauthorized | RegistryError::InsufficientScope => {
+                out = out.header(WWW_AUTHENTICATE, self.challenge(error, parts));
             }
             RegistryError::UploadOutOfOrder { size } => out = out.header(RANGE, upload_range(*size)),
             RegistryError::RangeNotSatisfiable { size } => {
@@ -346,10 +434,77 @@ impl Registry {
         out
     }
 
+    /// The `WWW-Authenticate` challenge of a 401: `Bearer`, pointing at the
+    /// token endpoint with the scope that was refused, when the token flow
+    /// is set to challenge so; `Basic` otherwise, and always for the token
+    /// endpoint itself (which takes Basic credentials).
+    fn challenge(&self, error: &RegistryError, parts: &request::Parts) -> String {
+        let service = self.inner.options.realm.replace(['"', '\\'], "");
+        let basic = format!("Basic realm=\"{service}\"");
+        let Some(tokens) = self
+            .inner
+            .tokens
+            .as_ref()
+            .filter(|tokens| tokens.options.challenge_bearer)
+        else {
+            return basic;
+        };
+        let needs = Route::parse(parts.uri.path()).and_then(|route| Needs::of(route, &parts.method));
+        let name;
+        let scope = match needs {
+            None | Some(Needs::Token) => return basic,
+            Some(Needs::Registry) => Scope::Registry,
+            Some(Needs::Catalog) => Scope::Catalog,
+            Some(Needs::Repository(raw, action)) => match RepositoryName::parse(raw) {
+                Ok(valid) => {
+                    name = valid;
+                    Scope::Repository {
+                        name: name.as_str(),
+                        action,
+                    }
+                }
+                Err(_) => Scope::Registry,
+            },
+        };
+        let Some(realm) = token_url(tokens, parts) else {
+            return basic;
+        };
+        let mut challenge = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
+        if let Some(scope) = token::challenge_scope(scope) {
+            challenge.push_str(&format!(",scope=\"{scope}\""));
+        }
+        // RFC 6750: say why a presented token was not enough.
+        let bearer = parts
+            .headers
+            .get(AUTHORIZATION)
+            .is_some_and(|value| matches!(Credentials::parse(value.as_bytes()), Ok(Credentials::Bearer(_))));
+        if bearer {
+            let reason = match error {
+                RegistryError::InsufficientScope => "insufficient_scope",
+                _ => "invalid_token",
+            };
+            challenge.push_str(&format!(",error=\"{reason}\""));
+        }
+        challenge
+    }
+
     async fn authorize(&self, credentials: &Caller, scope: Scope<'_>) -> Result<(), RegistryError> {
         let Ok(credentials) = credentials else {
             return Err(RegistryError::Unauthorized);
         };
+        // Our own tokens are checked here; without the token flow, bearer
+        // credentials are the RegistryAuth's to judge.
+        if let (Some(Credentials::Bearer(token)), Some(tokens)) = (credentials, &self.inner.tokens) {
+            let claims = tokens.verify(token, SystemTime::now()).map_err(|e| {
+                tracing::debug!(error = %e, "registry bearer token refused");
+                RegistryError::Unauthorized
+            })?;
+            return if claims.allows(scope) {
+                Ok(())
+            } else {
+                Err(RegistryError::InsufficientScope)
+            };
+        }
         match self.inner.auth.check(credentials.as_ref(), scope).await {
             Decision::Allow => Ok(()),
             Decision::Unauthenticated => Err(RegistryError::Unauthorized),
@@ -357,27 +512,11 @@ impl Registry {
         }
     }
 
-    /// A valid repository name the caller may act on.
-    async fn repository(
-        &self,
-        name: &str,
-        credentials: &Caller,
-        action: Action,
-    ) -> Result<RepositoryName, RegistryError> {
-        let name = RepositoryName::parse(name)?;
-        self.authorize(
-            credentials,
-            Scope::Repository {
-                name: name.as_str(),
-                action,
-            },
-        )
-        .await?;
-        Ok(name)
-    }
-
     async fn dispatch(&self, parts: &request::Parts, body: &mut RequestBody) -> Result<Reply, RegistryError> {
-        let route = Route::parse(parts.uri.path()).ok_or(RegistryError::NotFound)?;
+        let route = Route::parse(parts.uri.path())
+            .filter(|route| *route != Route::Token || self.inner.tokens.is_some())
+            .ok_or(RegistryError::NotFound)?;
+        let needs = Needs::of(route, &parts.method).ok_or(RegistryError::MethodNotAllowed)?;
         let credentials = parts
             .headers
             .get(AUTHORIZATION)
@@ -386,59 +525,97 @@ impl Registry {
         let query = Query::parse(parts.uri.query());
         let head = parts.method == Method::HEAD;
         let creds = &credentials;
-        match (route, &parts.method) {
-            (Route::Base, &Method::GET | &Method::HEAD) => {
+        // Nothing is looked at before the caller is authorized.
+        let name = match needs {
+            Needs::Token => return self.issue_token(creds, &query).await,
+            Needs::Registry => {
                 self.authorize(creds, Scope::Registry).await?;
-                Ok(Reply::new(StatusCode::OK).json(&json!({}), "application/json"))
+                None
             }
-            (Route::Catalog, &Method::GET) => {
+            Needs::Catalog => {
                 self.authorize(creds, Scope::Catalog).await?;
-                self.catalog(&query).await
+                None
             }
-            (Route::Tags(name), &Method::GET) => {
-                let name = self.repository(name, creds, Action::Pull).await?;
-                self.tags(&name, &query).await
+            Needs::Repository(name, action) => {
+                let name = RepositoryName::parse(name)?;
+                let scope = Scope::Repository {
+                    name: name.as_str(),
+                    action,
+                };
+                self.authorize(creds, scope).await?;
+                Some(name)
             }
-            (Route::Manifest(name, reference), &Method::GET | &Method::HEAD) => {
-                let name = self.repository(name, creds, Action::Pull).await?;
-                self.get_manifest(&name, &percent_decode(reference), head).await
+        };
+        let method = &parts.method;
+        match (route, name) {
+            (Route::Base, _) => Ok(Reply::new(StatusCode::OK).json(&json!({}), "application/json")),
+            (Route::Catalog, _) => self.catalog(&query).await,
+            (Route::Tags(_), Some(name)) => self.tags(&name, &query).await,
+            (Route::Manifest(_, reference), Some(name)) => {
+                let reference = percent_decode(reference);
+                match *method {
+                    Method::PUT => self.put_manifest(&name, &reference, &parts.headers, body).await,
+                    Method::DELETE => self.delete_manifest(&name, &reference).await,
+                    _ => self.get_manifest(&name, &reference, head).await,
+                }
             }
-            (Route::Manifest(name, reference), &Method::PUT) => {
-                let name = self.repository(name, creds, Action::Push).await?;
-                self.put_manifest(&name, &percent_decode(reference), &parts.headers, body)
-                    .await
+            (Route::Blob(_, digest), Some(name)) => {
+                let digest = percent_decode(digest);
+                if *method == Method::DELETE {
+                    let digest = Digest::parse(&digest)?;
+                    self.inner.storage.unlink_blob(&name, &digest).await?;
+                    Ok(Reply::new(StatusCode::ACCEPTED))
+                } else {
+                    self.get_blob(&name, &digest, &parts.headers, head).await
+                }
             }
-            (Route::Manifest(name, reference), &Method::DELETE) => {
-                let name = self.repository(name, creds, Action::Delete).await?;
-                self.delete_manifest(&name, &percent_decode(reference)).await
-            }
-            (Route::Blob(name, digest), &Method::GET | &Method::HEAD) => {
-                let name = self.repository(name, creds, Action::Pull).await?;
-                self.get_blob(&name, &percent_decode(digest), &parts.headers, head)
-                    .await
-            }
-            (Route::Blob(name, digest), &Method::DELETE) => {
-                let name = self.repository(name, creds, Action::Delete).await?;
-                let digest = Digest::parse(&percent_decode(digest))?;
-                self.inner.storage.unlink_blob(&name, &digest).await?;
-                Ok(Reply::new(StatusCode::ACCEPTED))
-            }
-            (Route::UploadStart(name), &Method::POST) => {
-                let name = self.repository(name, creds, Action::Push).await?;
-                self.start_upload(&name, &query, creds, body).await
-            }
-            (Route::Upload(name, id), method)
-                if [Method::GET, Method::PATCH, Method::PUT, Method::DELETE].contains(method) =>
-            {
-                let name = self.repository(name, creds, Action::Push).await?;
+            (Route::UploadStart(_), Some(name)) => self.start_upload(&name, &query, creds, body).await,
+            (Route::Upload(_, id), Some(name)) => {
                 self.upload(&name, id, method, &query, &parts.headers, body).await
             }
-            (Route::Referrers(name, digest), &Method::GET) => {
-                let name = self.repository(name, creds, Action::Pull).await?;
+            (Route::Referrers(_, digest), Some(name)) => {
                 self.referrers(&name, &percent_decode(digest), &query).await
             }
+            // `Needs::of` admitted only the pairs above.
             _ => Err(RegistryError::MethodNotAllowed),
         }
+    }
+
+    /// `GET /v2/token`: a bearer token for what the caller asks and may do
+    /// (see `token.rs`).
+    async fn issue_token(&self, credentials: &Caller, query: &Query) -> Result<Reply, RegistryError> {
+        let tokens = self.inner.tokens.as_ref().ok_or(RegistryError::NotFound)?;
+        let Ok(credentials) = credentials else {
+            return Err(RegistryError::Unauthorized);
+        };
+        // Repeated `scope` parameters, or several in one separated by
+        // spaces (OAuth 2), which form encoding may have made `+`.
+        let scopes: Vec<&str> = query
+            .get_all("scope")
+            .flat_map(|value| value.split([' ', '+']))
+            .filter(|scope| !scope.is_empty())
+            .collect();
+        let now = SystemTime::now();
+        let lifetime = tokens.options.lifetime;
+        let claims = token::grant(
+            self.inner.auth.as_ref(),
+            credentials.as_ref(),
+            &scopes,
+            now,
+            lifetime,
+        )
+        .await?;
+        tracing::debug!(user = %claims.sub, access = ?claims.access, "registry token issued");
+        let token = tokens.sign(&claims);
+        let body = json!({
+            "token": token,
+            "access_token": token,
+            "expires_in": lifetime.as_secs(),
+            "issued_at": token::rfc3339(now),
+        });
+        Ok(Reply::new(StatusCode::OK)
+            .json(&body, "application/json")
+            .header(CACHE_CONTROL, "no-store"))
     }
 
     async fn catalog(&self, query: &Query) -> Result<Reply, RegistryError> {
@@ -790,6 +967,8 @@ mod tests {
         assert_eq!(Route::parse("/v2/"), Some(Route::Base));
         assert_eq!(Route::parse("/v2"), Some(Route::Base));
         assert_eq!(Route::parse("/v2/_catalog"), Some(Route::Catalog));
+        assert_eq!(Route::parse("/v2/token"), Some(Route::Token));
+        assert_eq!(Route::parse("/v2/token/tags/list"), Some(Route::Tags("token")));
         assert_eq!(Route::parse("/v2/a/b/tags/list"), Some(Route::Tags("a/b")));
         assert_eq!(
             Route::parse("/v2/a/b/manifests/v1"),

@@ -19,7 +19,9 @@ pub enum Credentials {
         /// The password or token.
         password: String,
     },
-    /// `Bearer <token>` (for a later token flow).
+    /// `Bearer <token>`. With [`RegistryOptions::token`](crate::RegistryOptions::token)
+    /// set, the registry checks these itself (they are its own tokens) and
+    /// never asks the [`RegistryAuth`]; otherwise the `RegistryAuth` judges.
     Bearer(String),
 }
 
@@ -106,7 +108,11 @@ pub enum Decision {
 }
 
 /// Decides every request. Implementations must be cheap or cache: every
-/// request (each chunk of an upload, each blob of a pull) asks.
+/// request (each chunk of an upload, each blob of a pull) asks, unless it
+/// carries one of the registry's own bearer tokens; with the token flow,
+/// `GET /v2/token` asks once for `Scope::Registry` and once per requested
+/// action, so the answer for `None` credentials decides what anonymous
+/// callers get.
 #[async_trait]
 pub trait RegistryAuth: Send + Sync + 'static {
     /// Whether `credentials` (`None` when the request had none) allow `scope`.

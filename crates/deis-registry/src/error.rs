@@ -64,6 +64,11 @@ pub enum RegistryError {
     /// The caller is known but may not do this.
     #[error("requested access to the resource is denied")]
     Denied,
+    /// A valid bearer token that does not grant this: 401 (so the client
+    /// may ask the token endpoint for the scope the challenge names) with
+    /// `DENIED`.
+    #[error("requested access to the resource is denied: the token does not grant it")]
+    InsufficientScope,
     /// A valid request this registry does not implement.
     #[error("{0}")]
     Unsupported(String),
@@ -135,6 +140,7 @@ impl RegistryError {
             ),
             RegistryError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", Value::Null),
             RegistryError::Denied => (StatusCode::FORBIDDEN, "DENIED", Value::Null),
+            RegistryError::InsufficientScope => (StatusCode::UNAUTHORIZED, "DENIED", Value::Null),
             RegistryError::Unsupported(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", Value::Null),
             RegistryError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", Value::Null),
             RegistryError::NotFound => (StatusCode::NOT_FOUND, "UNSUPPORTED", Value::Null),

@@ -1,4 +1,5 @@
-//! Garbage collection: deletes the blobs no manifest references.
+//! Garbage collection: deletes the blobs no manifest references, and the
+//! uploads clients started and abandoned.
 //!
 //! Marking reads every manifest while the registry keeps serving. Then,
 //! with manifest pushes, upload completions and mounts held back (the
@@ -6,8 +7,11 @@
 //! too, and unreferenced blobs are deleted with their repository links.
 //! Recent blobs and blobs linked recently (younger than the caller's grace
 //! period) are kept: a push uploads its blobs before its manifest, so they
-//! are unreferenced for a while. Uploads in progress are not blobs yet and
-//! are never touched.
+//! are unreferenced for a while. Uploads in progress are not blobs yet;
+//! only those idle for [`RegistryOptions::abandoned_upload_age`] are
+//! removed (see `uploads.rs`).
+//!
+//! [`RegistryOptions::abandoned_upload_age`]: crate::RegistryOptions::abandoned_upload_age
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -29,17 +33,25 @@ pub struct GcReport {
     pub blobs_removed: usize,
     /// Bytes those blobs held.
     pub bytes_removed: u64,
+    /// Abandoned uploads removed.
+    pub uploads_removed: usize,
 }
 
 impl Registry {
     /// Deletes every blob no manifest references, unless it (or a link to
     /// it) was written less than `grace` ago. A manifest pushed while this
-    /// runs keeps its blobs.
+    /// runs keeps its blobs. Also removes the uploads idle for
+    /// [`RegistryOptions::abandoned_upload_age`](crate::RegistryOptions::abandoned_upload_age).
     pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport, RegistryError> {
         let storage = &self.inner.storage;
+        let mut report = GcReport {
+            uploads_removed: self
+                .remove_abandoned_uploads(self.inner.options.abandoned_upload_age)
+                .await?,
+            ..GcReport::default()
+        };
         let started = SystemTime::now();
         let recent = started.checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
-        let mut report = GcReport::default();
         let mut referenced: HashSet<Digest> = HashSet::new();
         for name in self.repositories().await? {
             for (digest, _) in storage.revisions(&name).await? {
@@ -83,6 +95,16 @@ impl Registry {
         }
         tracing::info!(?report, "registry garbage collection finished");
         Ok(report)
+    }
+
+    /// Removes the uploads nothing was written to for `idle` (since they
+    /// were started or their last chunk arrived); an upload a request is
+    /// working on is never touched. Returns how many were removed.
+    pub async fn remove_abandoned_uploads(&self, idle: Duration) -> Result<usize, RegistryError> {
+        let cutoff = SystemTime::now()
+            .checked_sub(idle)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        self.inner.uploads.remove_abandoned(cutoff).await
     }
 
     async fn repositories(&self) -> Result<Vec<RepositoryName>, RegistryError> {

@@ -23,9 +23,14 @@
 //! [`Registry`] is also a `tower::Service` (and [`Registry::handle`] answers
 //! one `http::Request`), so it can be mounted inside another server. Access
 //! is decided by a [`RegistryAuth`]; [`StaticAuth`] is a fixed user list.
-//! Beside HTTP: [`Registry::collect_garbage`] (see `gc.rs`) and the admin
-//! calls [`Registry::list_repositories`], [`Registry::list_tags`],
-//! [`Registry::resolve_tag`] and [`Registry::delete_tag`].
+//! With [`RegistryOptions::token`] set, the registry also runs the Docker
+//! token flow itself (see `token.rs`): `GET /v2/token` trades Basic
+//! credentials for a short-lived bearer token, granting the requested
+//! actions the `RegistryAuth` allows. Beside HTTP:
+//! [`Registry::collect_garbage`] (see `gc.rs`, which also removes abandoned
+//! uploads) and the admin calls [`Registry::list_repositories`],
+//! [`Registry::list_tags`], [`Registry::resolve_tag`] and
+//! [`Registry::delete_tag`].
 //!
 //! # API
 //!
@@ -36,8 +41,16 @@
 //! `GET`/`HEAD`/`PUT`/`DELETE` by tag or digest for OCI image manifests and
 //! indexes and Docker schema 2 manifests and manifest lists; `tags/list`
 //! and `_catalog` with `n`/`last` pagination and `Link`; and the referrers
-//! API with `artifactType` filtering. Errors are the spec's JSON bodies with
-//! its codes ([`RegistryError`] maps each to one code and status).
+//! API with `artifactType` filtering; with the token flow on, `GET
+//! /v2/token?service=..&scope=repository:<name>:pull,push&scope=..` (the
+//! [token spec]'s endpoint, answering `token`, `access_token`, `expires_in`
+//! and `issued_at`). Errors are the spec's JSON bodies with its codes
+//! ([`RegistryError`] maps each to one code and status); a 401 challenges
+//! with `Basic`, or with `Bearer realm="<scheme>://<host>/v2/token",
+//! service="<realm>",scope="<what was refused>"` when
+//! [`TokenOptions::challenge_bearer`] is set.
+//!
+//! [token spec]: https://distribution.github.io/distribution/spec/auth/token/
 //!
 //! # Storage layout
 //!
@@ -49,7 +62,7 @@
 //! registry/repositories/<name>/_manifests/revisions/sha256/<hex>    manifest in the repository: {"mediaType", "subject"}
 //! registry/repositories/<name>/_manifests/tags/<tag>                "sha256:<hex>" the tag points at
 //! registry/repositories/<name>/_referrers/sha256/<subject>/<hex>    descriptor of a manifest whose subject is <subject>
-//! registry/uploads/<uuid>/info                                      {"repository"} of an upload in progress
+//! registry/uploads/<uuid>/info                                      {"repository"} of an upload in progress (removed when idle too long)
 //! registry/uploads/<uuid>/parts/<offset, 20 digits>                 one received chunk
 //! registry/uploads/<uuid>/data                                      several chunks joined while completing
 //! ```
@@ -85,6 +98,7 @@ mod gc;
 mod manifest;
 mod names;
 mod storage;
+mod token;
 mod uploads;
 
 use std::convert::Infallible;
@@ -107,6 +121,7 @@ pub use crate::error::RegistryError;
 pub use crate::gc::GcReport;
 pub use crate::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 pub use crate::names::{Digest, DigestHasher, RepositoryName};
+pub use crate::token::TokenOptions;
 
 /// Limits and settings of a registry.
 #[derive(Debug, Clone)]
@@ -126,6 +141,13 @@ pub struct RegistryOptions {
     pub body_idle_timeout: Duration,
     /// How long [`Registry::serve`] lets requests finish after shutdown.
     pub shutdown_grace: Duration,
+    /// The Docker token flow (`GET /v2/token` and bearer tokens); `None`:
+    /// Basic credentials only.
+    pub token: Option<TokenOptions>,
+    /// Uploads with no activity for this long are removed by
+    /// [`Registry::collect_garbage`] (see
+    /// [`Registry::remove_abandoned_uploads`]).
+    pub abandoned_upload_age: Duration,
 }
 
 impl Default for RegistryOptions {
@@ -138,6 +160,8 @@ impl Default for RegistryOptions {
             header_read_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            token: None,
+            abandoned_upload_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -171,12 +195,14 @@ impl Registry {
         let storage = storage::Storage::new(objects);
         let pause = Arc::new(tokio::sync::RwLock::new(()));
         let uploads = uploads::Uploads::new(storage.clone(), options.body_idle_timeout, Arc::clone(&pause));
+        let tokens = options.token.clone().and_then(token::Tokens::new);
         Registry {
             inner: Arc::new(api::Inner {
                 storage,
                 uploads,
                 pause,
                 auth,
+                tokens,
                 options,
             }),
         }

@@ -65,8 +65,10 @@ fn digest_named(hex: &str) -> Option<Digest> {
 }
 
 /// Upload sessions live outside repositories: `registry/uploads/<id>/`.
+pub(crate) const UPLOADS: &str = "registry/uploads";
+
 pub(crate) fn upload_key(id: &str) -> String {
-    format!("{ROOT}/uploads/{id}")
+    format!("{UPLOADS}/{id}")
 }
 
 /// What a manifest revision records beside the manifest's bytes (which are

@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use deis_objects::{ObjectWriter, Objects};
 use serde::{Deserialize, Serialize};
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::body::{RequestBody, next_data};
 use crate::error::RegistryError;
 use crate::names::{Digest, DigestHasher, RepositoryName};
-use crate::storage::{Storage, blob_key, upload_key};
+use crate::storage::{Storage, UPLOADS, blob_key, upload_key};
 
 /// Sessions whose hash state is kept; beyond this, idle ones are dropped
 /// (they still work, re-hashing at completion).
@@ -153,38 +153,107 @@ impl Uploads {
         let id = uuid::Uuid::parse_str(id)
             .map_err(|_| RegistryError::BlobUploadUnknown)?
             .to_string();
-        let cached = self
-            .sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&id)
-            .cloned();
-        let session = match cached {
-            Some(session) => session,
-            None => {
-                let Some(info) = self.objects().get_bytes(&info_key(&id)).await? else {
-                    return Err(RegistryError::BlobUploadUnknown);
-                };
-                let info: UploadInfo = serde_json::from_slice(&info)
-                    .map_err(|e| RegistryError::Corrupt(format!("upload {id}: {e}")))?;
-                let repository = RepositoryName::parse(&info.repository)?;
-                let size = self.parts(&id).await?.1;
-                let session = Arc::new(Session {
-                    id: id.clone(),
-                    repository,
-                    state: tokio::sync::Mutex::new(State {
-                        size,
-                        hasher: (size == 0).then(DigestHasher::new),
-                        closed: false,
-                    }),
-                });
-                self.remember(session)
-            }
-        };
+        let session = self.session(&id).await?.ok_or(RegistryError::BlobUploadUnknown)?;
         if session.repository != *name {
             return Err(RegistryError::BlobUploadUnknown);
         }
         Ok(session)
+    }
+
+    /// The session of an upload id, from memory or from storage; `None`
+    /// when storage has no such upload.
+    async fn session(&self, id: &str) -> Result<Option<Arc<Session>>, RegistryError> {
+        let cached = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned();
+        if let Some(session) = cached {
+            return Ok(Some(session));
+        }
+        let Some(info) = self.objects().get_bytes(&info_key(id)).await? else {
+            return Ok(None);
+        };
+        let info: UploadInfo =
+            serde_json::from_slice(&info).map_err(|e| RegistryError::Corrupt(format!("upload {id}: {e}")))?;
+        let repository = RepositoryName::parse(&info.repository)?;
+        let size = self.parts(id).await?.1;
+        let session = Arc::new(Session {
+            id: id.to_owned(),
+            repository,
+            state: tokio::sync::Mutex::new(State {
+                size,
+                hasher: (size == 0).then(DigestHasher::new),
+                closed: false,
+            }),
+        });
+        Ok(Some(self.remember(session)))
+    }
+
+    /// Removes the uploads whose last activity (start or last complete
+    /// chunk) is older than `cutoff`; returns how many. An upload a request
+    /// of this registry is working on (a chunk streaming in, a completion)
+    /// holds its session and is skipped; a chunk streaming into another
+    /// registry process sharing the store is invisible until complete, which
+    /// is why the cutoff should be far longer than any chunk takes.
+    pub(crate) async fn remove_abandoned(&self, cutoff: SystemTime) -> Result<usize, RegistryError> {
+        let mut removed = 0;
+        for id in self.objects().list_dir(UPLOADS).await?.directories {
+            // Only ids this registry made; anything else is left alone.
+            if uuid::Uuid::parse_str(&id).map(|uuid| uuid.to_string()).ok() != Some(id.clone()) {
+                tracing::debug!(%id, "not an upload id; left in place");
+                continue;
+            }
+            if !self.idle_since(&id, cutoff).await? {
+                continue;
+            }
+            let session = match self.session(&id).await {
+                Ok(session) => session,
+                // Unreadable records cannot be resumed either.
+                Err(RegistryError::Corrupt(_) | RegistryError::NameInvalid(_)) => None,
+                Err(e) => return Err(e),
+            };
+            // Requests on an upload take turns through its session: holding
+            // it, no request can add a chunk while it is removed.
+            let mut guard = None;
+            if let Some(session) = &session {
+                let Ok(state) = session.state.try_lock() else {
+                    continue; // a request is working on it
+                };
+                if state.closed {
+                    continue; // completed or cancelled meanwhile
+                }
+                guard = Some(state);
+            }
+            // A chunk may have completed just before the session was taken.
+            if !self.idle_since(&id, cutoff).await? {
+                continue;
+            }
+            if let Some(state) = guard.as_mut() {
+                state.closed = true;
+            }
+            self.forget(&id);
+            self.objects().delete_prefix(&upload_key(&id)).await?;
+            tracing::info!(%id, "removed an abandoned upload");
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Whether nothing was written to the upload since `cutoff` (and it
+    /// holds anything at all).
+    async fn idle_since(&self, id: &str, cutoff: SystemTime) -> Result<bool, RegistryError> {
+        let upload = upload_key(id);
+        let top = self.objects().list_dir(&upload).await?;
+        let parts = self.objects().list_dir(&parts_key(id)).await?;
+        let last = top
+            .objects
+            .iter()
+            .chain(&parts.objects)
+            .map(|object| object.modified)
+            .max();
+        Ok(last.is_some_and(|last| last < cutoff))
     }
 
     /// Caches a session; if a concurrent request cached the same upload

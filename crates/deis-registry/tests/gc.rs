@@ -205,3 +205,125 @@ async fn admin_calls_list_resolve_and_delete_tags() {
     ));
     registry.stop().await;
 }
+
+/// Starts an upload in `repository`, sends one chunk; returns its location.
+async fn started_upload(registry: &TestRegistry, repository: &str, chunk: &'static [u8]) -> String {
+    let reply = registry
+        .req(Method::POST, &format!("/v2/{repository}/blobs/uploads/"))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    let location = reply.header("location").to_owned();
+    let reply = registry.req(Method::PATCH, &location).body(chunk).send().await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+    location
+}
+
+/// Where an upload's files are.
+fn upload_dir(registry: &TestRegistry, location: &str) -> std::path::PathBuf {
+    let id = location.rsplit('/').next().unwrap();
+    registry.store().join("registry/uploads").join(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_uploads_expire_and_active_ones_stay() {
+    use futures::SinkExt;
+    use http_body_util::BodyExt;
+
+    let registry = TestRegistry::start().await;
+    let long_ago = Duration::from_secs(25 * 3600);
+    // Abandoned a day ago.
+    let abandoned = started_upload(&registry, "app", b"abandoned").await;
+    // Started a day ago, but a chunk came in just now.
+    let resumed = started_upload(&registry, "app", b"old chunk, ").await;
+    // Started a day ago, and a chunk is streaming in right now.
+    let streaming = started_upload(&registry, "app", b"old chunk").await;
+    // Started just now.
+    let fresh = started_upload(&registry, "app", b"fresh").await;
+    for location in [&abandoned, &resumed, &streaming] {
+        age_files(&upload_dir(&registry, location), long_ago);
+    }
+    let reply = registry
+        .req(Method::PATCH, &resumed)
+        .body(&b"new chunk"[..])
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+
+    // More than the loopback socket buffers hold, so once it is all sent
+    // the registry is reading the chunk (and holds the upload).
+    const FRAMES: usize = 32;
+    let frame = |i: usize| bytes::Bytes::from(vec![i as u8; 1024 * 1024]);
+    let (mut sender, frames) =
+        futures::channel::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>(1);
+    let body = BodyExt::boxed(http_body_util::StreamBody::new(frames));
+    let patch = registry.req(Method::PATCH, &streaming).stream(body).send();
+    let collect = async {
+        for i in 0..FRAMES {
+            sender.send(Ok(http_body::Frame::data(frame(i)))).await.unwrap();
+        }
+        let report = registry
+            .registry
+            .collect_garbage(Duration::from_secs(3600))
+            .await
+            .unwrap();
+        // Let the chunk finish.
+        sender
+            .send(Ok(http_body::Frame::data(frame(FRAMES))))
+            .await
+            .unwrap();
+        drop(sender);
+        report
+    };
+    let (reply, report) = tokio::join!(patch, collect);
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+    assert_eq!(report.uploads_removed, 1, "{report:?}");
+
+    // The abandoned upload is gone, files and all.
+    assert!(common::files_under(&upload_dir(&registry, &abandoned)).is_empty());
+    registry
+        .req(Method::PATCH, &abandoned)
+        .body(&b"too late"[..])
+        .send()
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    // The others complete with everything they were sent.
+    let digest = sha256(b"old chunk, new chunk");
+    let reply = registry
+        .req(Method::PUT, &format!("{resumed}?digest={digest}"))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    let mut content = b"old chunk".to_vec();
+    for i in 0..=FRAMES {
+        content.extend_from_slice(&frame(i));
+    }
+    let digest = sha256(&content);
+    let reply = registry
+        .req(Method::PUT, &format!("{streaming}?digest={digest}"))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    let reply = registry.get(&format!("/v2/app/blobs/{digest}")).await;
+    assert!(reply.body == content[..]);
+    let reply = registry.get(&fresh).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(reply.header("range"), "0-4");
+
+    // Asked directly with no idle time at all, every upload not in use
+    // counts as abandoned: the fresh one (the only one left) goes too.
+    assert_eq!(
+        registry
+            .registry
+            .remove_abandoned_uploads(Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    registry
+        .get(&fresh)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    assert!(common::files_under(&registry.store().join("registry/uploads")).is_empty());
+    registry.stop().await;
+}

@@ -1,16 +1,21 @@
 //! Real clients: Debian's skopeo pushes, inspects, lists, pulls and deletes
-//! images in OCI and Docker schema 2 formats. The test image is an OCI
-//! layout made by `fixtures/mklayout.py` (no Docker needed).
+//! images in OCI and Docker schema 2 formats, with Basic credentials and
+//! through the Docker token flow. The test image is an OCI layout made by
+//! `fixtures/mklayout.py` (no Docker needed).
 //!
 //! Needs `skopeo` and `python3` (`buildtools/lib/common.sh`,
-//! `ensure_registry_tools`); without them the test says so and skips.
+//! `ensure_registry_tools`); without them the tests fail, saying how to
+//! install them.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::Arc;
 
 use common::TestRegistry;
+use deis_registry::{RegistryOptions, TokenOptions};
+use http::Method;
 use serde_json::Value;
 
 const CREDS: &str = "user:pass";
@@ -72,24 +77,29 @@ fn layer_digests(manifest: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skopeo_pushes_inspects_lists_pulls_and_deletes() {
+/// Writes a test OCI layout (tag `v1`, two layers) to `layout`.
+fn make_layout(layout: &Path) {
     assert!(
         !tool_missing("skopeo") && !tool_missing("python3"),
         "skopeo and python3 are needed: run buildtools/test once, it installs them"
     );
-    let registry = TestRegistry::start().await;
-    let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("layout");
     let script = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("tests run under cargo"))
         .join("tests/fixtures/mklayout.py");
     let made = std::process::Command::new("python3")
         .arg(script)
-        .arg(&layout)
+        .arg(layout)
         .args(["v1", "2", "512"])
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_pushes_inspects_lists_pulls_and_deletes() {
+    let registry = TestRegistry::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    make_layout(&layout);
     let (manifest_digest, manifest) = layout_manifest(&layout);
     let source = format!("oci:{}:v1", layout.display());
     let host = registry.addr.to_string();
@@ -279,5 +289,116 @@ async fn skopeo_pushes_inspects_lists_pulls_and_deletes() {
     ])
     .await;
     assert!(!reader.status.success());
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_pushes_and_pulls_through_the_token_flow() {
+    let options = RegistryOptions {
+        token: Some(TokenOptions::new(&b"a key for the skopeo token test!"[..])),
+        ..RegistryOptions::default()
+    };
+    let registry = TestRegistry::start_logged(Arc::new(common::test_auth()), options).await;
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    make_layout(&layout);
+    let (manifest_digest, _) = layout_manifest(&layout);
+    let source = format!("oci:{}:v1", layout.display());
+    let host = registry.addr.to_string();
+    let image = |reference: &str| format!("docker://{host}/{reference}");
+
+    skopeo_ok(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        CREDS,
+        &source,
+        &image("myapp:v1"),
+    ])
+    .await;
+    let pushed = registry.registry.resolve_tag("myapp", "v1").await.unwrap();
+    assert_eq!(pushed.unwrap().to_string(), manifest_digest);
+    // skopeo traded the credentials for a token, and used only the token
+    // on the repository.
+    let requests = registry.requests();
+    let token_requests: Vec<_> = requests.iter().filter(|r| r.path() == "/v2/token").collect();
+    assert!(!token_requests.is_empty(), "{requests:#?}");
+    assert!(
+        token_requests
+            .iter()
+            .all(|r| r.scheme.as_deref() == Some("Basic") && r.target.contains("push")),
+        "{token_requests:#?}"
+    );
+    let on_repository: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path().starts_with("/v2/myapp/"))
+        .collect();
+    assert!(
+        on_repository
+            .iter()
+            .any(|r| r.method == Method::PUT && r.path().contains("/manifests/")),
+        "{requests:#?}"
+    );
+    assert!(
+        on_repository
+            .iter()
+            .all(|r| r.scheme.as_deref() == Some("Bearer")),
+        "{on_repository:#?}"
+    );
+
+    // A user who may only pull gets a pull token: reading works...
+    let inspected = skopeo_ok(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "reader:pass",
+        &image("myapp:v1"),
+    ])
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&inspected).unwrap()["Digest"],
+        manifest_digest.as_str()
+    );
+    // ...pushing is refused, and nothing was stored.
+    let before = registry.requests().len();
+    let refused = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "reader:pass",
+        &source,
+        &image("myapp:reader"),
+    ])
+    .await;
+    assert!(!refused.status.success());
+    let refusal = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(
+        refusal.contains("denied") || refusal.contains("unauthorized"),
+        "{refusal}"
+    );
+    assert!(
+        registry.requests()[before..]
+            .iter()
+            .any(|r| r.path() == "/v2/token"),
+        "the reader's push went through the token endpoint"
+    );
+    assert!(
+        registry
+            .registry
+            .resolve_tag("myapp", "reader")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Wrong credentials fail at the token endpoint.
+    let wrong = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "user:wrong",
+        &image("myapp:v1"),
+    ])
+    .await;
+    assert!(!wrong.status.success());
     registry.stop().await;
 }

@@ -6,7 +6,20 @@ use std::path::{Path, PathBuf};
 
 use deis_scheduler::ReleaseSpec;
 
+use crate::containers::{ContainerCommand, Podman, PulledImage};
 use crate::limits::Applied;
+use crate::process::Spec;
+
+/// How one process of an image release runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ContainerRun {
+    /// The container's name (unique per process and release).
+    pub(crate) name: String,
+    /// What it runs.
+    pub(crate) command: ContainerCommand,
+    /// The port it listens on inside, published on the process's port.
+    pub(crate) port: Option<u16>,
+}
 
 /// Joins the process's cgroups (so everything it starts is limited from the
 /// first instruction), sources `.profile.d`, and replaces itself with the
@@ -17,19 +30,27 @@ for f in .profile.d/*.sh; do [ -r "$f" ] && . "$f"; done
 unset f procs
 exec bash -c "$1""#;
 
-/// A release unpacked on this machine.
+/// A release unpacked (or, for an image, pulled) on this machine.
 #[derive(Clone, Debug)]
 pub(crate) struct Unpacked {
     pub(crate) spec: ReleaseSpec,
+    /// The slug's directory; for an image, the directory podman runs in.
     pub(crate) slug: PathBuf,
     /// `.release` `config_vars` of the slug (defaults under the app's config).
     pub(crate) config_vars: Vec<(String, String)>,
+    /// The image of an image release.
+    pub(crate) image: Option<PulledImage>,
 }
 
 impl Unpacked {
     /// The port a process of this release listens on: the app's own `PORT`
-    /// when its config sets one (user config wins), else `allocated`.
+    /// when its config sets one (user config wins), else `allocated`. A
+    /// container's port on this machine is always `allocated` (its `PORT`
+    /// is the one inside).
     pub(crate) fn port(&self, allocated: u16) -> u16 {
+        if self.image.is_some() {
+            return allocated;
+        }
         self.spec
             .env
             .get("PORT")
@@ -66,6 +87,34 @@ impl Unpacked {
         set("HOME", self.slug.display().to_string());
         env
     }
+
+    /// The environment inside a container: the platform's variables and the
+    /// app's config, then PORT (the port inside the container) and DYNO.
+    /// Nothing of this machine's own environment: the image brings its own.
+    pub(crate) fn container_environment(&self, port: Option<u16>, dyno: &str) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .spec
+            .env
+            .iter()
+            .filter(|(k, _)| k.as_str() != "PORT" && k.as_str() != "DYNO")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(port) = port {
+            env.push(("PORT".into(), port.to_string()));
+        }
+        env.push(("DYNO".into(), dyno.to_owned()));
+        env
+    }
+
+    /// The port an image process listens on inside its container: the
+    /// app's `PORT`, else the first port the image exposes.
+    pub(crate) fn container_port(&self) -> Option<u16> {
+        self.spec
+            .env
+            .get("PORT")
+            .and_then(|p| p.parse().ok())
+            .or_else(|| self.image.as_ref().and_then(|i| i.exposed_port))
+    }
 }
 
 /// A command line ready to spawn, with or without a terminal.
@@ -75,6 +124,10 @@ pub(crate) struct Launch {
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) dir: PathBuf,
+    /// The container it runs, for an image release.
+    pub(crate) container: Option<String>,
+    /// What exec probes run their command under (`podman exec <name>`).
+    pub(crate) exec_prefix: Option<Vec<String>>,
 }
 
 impl Launch {
@@ -95,6 +148,47 @@ impl Launch {
             args,
             env,
             dir: slug.to_owned(),
+            container: None,
+            exec_prefix: None,
+        }
+    }
+
+    /// Runs a process of an image release: `podman run` in the foreground,
+    /// so its output and exit are the container's.
+    pub(crate) fn container(
+        podman: &Podman,
+        spec: &Spec,
+        image: &PulledImage,
+        run: &ContainerRun,
+        dyno: &str,
+    ) -> Launch {
+        let app_env = spec.release.container_environment(run.port, dyno);
+        let names: Vec<String> = app_env.iter().map(|(k, _)| k.clone()).collect();
+        let mut args = podman.run_args(
+            &run.name,
+            image,
+            &names,
+            run.port.map(|port| (spec.port, port)),
+            spec.memory.as_deref(),
+            spec.cpu.as_deref(),
+            &run.command,
+        );
+        let program = args.remove(0);
+        // podman itself needs PATH and HOME; the app's values go to the
+        // container through `--env NAME`.
+        let mut env: Vec<(String, String)> = ["PATH", "HOME", "XDG_RUNTIME_DIR"]
+            .into_iter()
+            .filter_map(|k| Some((k.to_owned(), std::env::var(k).ok()?)))
+            .filter(|(k, _)| !names.contains(k))
+            .collect();
+        env.extend(app_env);
+        Launch {
+            program,
+            args,
+            env,
+            dir: podman.work_dir(),
+            exec_prefix: Some(podman.exec_args(&run.name, &[])),
+            container: Some(run.name.clone()),
         }
     }
 
@@ -143,6 +237,7 @@ mod tests {
                 env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             },
             slug: slug.to_owned(),
+            image: None,
             config_vars: vec![
                 ("LANG".into(), "slug-lang".into()),
                 ("GREETING".into(), "slug".into()),

@@ -14,6 +14,7 @@
 //! app's endpoints, and only then are the old ones stopped. A release that
 //! does not become ready is refused and the old one keeps serving.
 
+mod containers;
 mod launch;
 mod ledger;
 mod limits;
@@ -36,7 +37,9 @@ use deis_scheduler::{
 };
 use tokio::sync::watch;
 
-use crate::launch::{Launch, Unpacked};
+pub use crate::containers::ContainerSettings;
+use crate::containers::{ContainerCommand, Podman};
+use crate::launch::{ContainerRun, Launch, Unpacked};
 use crate::probe::Probe;
 use crate::process::{Process, Services, Spec};
 
@@ -47,6 +50,8 @@ pub struct RuntimeConfig {
     pub state_dir: PathBuf,
     /// Labels of this machine, for `deis tags`.
     pub node_labels: BTreeMap<String, String>,
+    /// Where image releases are pulled from (none: they are refused).
+    pub containers: Option<ContainerSettings>,
 }
 
 /// The local runtime (cheap to clone).
@@ -66,6 +71,8 @@ struct Inner {
     changes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     endpoints: watch::Sender<Arc<AppEndpoints>>,
     runs: AtomicU32,
+    /// Whether image releases have a registry to come from.
+    registry_configured: bool,
 }
 
 /// An app's processes on this machine.
@@ -116,6 +123,14 @@ impl LocalRuntime {
             config.state_dir.join("processes.json"),
         ));
         let limits = limits::Limits::detect("deis-workflow");
+        let podman = config
+            .containers
+            .clone()
+            .and_then(|settings| Podman::find(config.state_dir.join("containers"), settings));
+        if let Some(podman) = podman.clone() {
+            // Containers outlive a crashed supervisor; they are garbage now.
+            tokio::spawn(async move { podman.remove_all().await });
+        }
         let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
         let runtime = LocalRuntime {
             inner: Arc::new(Inner {
@@ -126,7 +141,9 @@ impl LocalRuntime {
                     limits,
                     ledger,
                     changed,
+                    podman,
                 },
+                registry_configured: config.containers.is_some(),
                 node_labels: config.node_labels,
                 apps: Mutex::new(HashMap::new()),
                 changes: Mutex::new(HashMap::new()),
@@ -209,10 +226,7 @@ impl Inner {
     /// The release to run, unpacked.
     async fn unpack(&self, spec: &deis_scheduler::ReleaseSpec) -> Result<Arc<Unpacked>, SchedulerError> {
         if spec.build.kind != BuildKind::Buildpack {
-            return Err(failed(
-                "This runtime runs buildpack slugs; releases of images need the platform's registry and podman, \
-                 which are not set up here.",
-            ));
+            return self.pull(spec).await;
         }
         let slug = self
             .slugs
@@ -224,6 +238,29 @@ impl Inner {
             spec: spec.clone(),
             slug,
             config_vars,
+            image: None,
+        }))
+    }
+
+    /// The image of an image release, pulled from the platform's registry.
+    async fn pull(&self, spec: &deis_scheduler::ReleaseSpec) -> Result<Arc<Unpacked>, SchedulerError> {
+        if !self.registry_configured {
+            return Err(failed(
+                "This release is an image, and this runtime was not given the platform's registry to pull it from.",
+            ));
+        }
+        let Some(podman) = &self.services.podman else {
+            return Err(failed(
+                "This release is an image, and running images needs podman on this machine: \
+                 install it (apt-get install podman runc catatonit) and deploy again.",
+            ));
+        };
+        let image = podman.pull(&spec.build.image).await.map_err(failed)?;
+        Ok(Arc::new(Unpacked {
+            spec: spec.clone(),
+            slug: podman.work_dir(),
+            config_vars: Vec::new(),
+            image: Some(image),
         }))
     }
 
@@ -236,12 +273,21 @@ impl Inner {
         routable: Option<&str>,
     ) -> Result<Arc<Process>, SchedulerError> {
         let spec = &release.spec;
-        let command = spec.build.procfile.get(ptype).cloned().ok_or_else(|| {
-            failed(format!(
-                "Process type {ptype} is not in the Procfile of v{}",
-                spec.version
-            ))
-        })?;
+        let declared = spec.build.procfile.get(ptype).cloned();
+        let container = match release.image {
+            Some(_) => Some(container_run(release, ptype, index, declared.clone(), routable)?),
+            None => None,
+        };
+        let command = match (declared, &container) {
+            (Some(command), _) => command,
+            (None, Some(_)) => String::new(),
+            (None, None) => {
+                return Err(failed(format!(
+                    "Process type {ptype} is not in the Procfile of v{}",
+                    spec.version
+                )));
+            }
+        };
         let allocated = self
             .ports
             .allocate()
@@ -264,6 +310,7 @@ impl Inner {
                 grace: grace_period(&spec.config, ptype),
                 memory: spec.config.memory.get(ptype).cloned(),
                 cpu: spec.config.cpu.get(ptype).cloned(),
+                container,
             },
             self.services.clone(),
         );
@@ -369,6 +416,43 @@ impl Inner {
     }
 }
 
+/// How a process of an image release runs, by Deis's rules: `cmd` runs
+/// the image's entrypoint (with the Procfile's `cmd` as its arguments, if
+/// any); other types run their Procfile command with `/bin/sh -c`. The
+/// routable type must have a port: the app's `PORT` or the image's first
+/// `EXPOSE`.
+fn container_run(
+    release: &Unpacked,
+    ptype: &str,
+    index: u32,
+    declared: Option<String>,
+    routable: Option<&str>,
+) -> Result<ContainerRun, SchedulerError> {
+    let spec = &release.spec;
+    let command = match (ptype, declared) {
+        ("cmd", Some(args)) => ContainerCommand::Args(args.split_whitespace().map(String::from).collect()),
+        ("cmd", None) => ContainerCommand::Image,
+        (_, Some(line)) => ContainerCommand::Shell(line),
+        (_, None) => {
+            return Err(failed(format!(
+                "Process type {ptype} is not in the Procfile of v{}",
+                spec.version
+            )));
+        }
+    };
+    let port = release.container_port();
+    if port.is_none() && routable == Some(ptype) {
+        return Err(failed(
+            "Expose a port or make the app non routable by changing the process type",
+        ));
+    }
+    Ok(ContainerRun {
+        name: containers::container_name(&format!("{}-{ptype}-{index}", spec.app), spec.version),
+        command,
+        port,
+    })
+}
+
 /// A process type's grace period: its `termination_grace_period`, else 30 s.
 fn grace_period(config: &deis_core::ConfigData, ptype: &str) -> Duration {
     config.grace_period(ptype)
@@ -412,6 +496,11 @@ impl Scheduler for LocalRuntime {
     async fn run_attached(&self, spec: &RunSpec, io: RunIo) -> Result<i32, SchedulerError> {
         let inner = &self.inner;
         let release = inner.unpack(&spec.release).await?;
+        if release.image.is_some() {
+            return Err(failed(
+                "deis run is not available for image apps on the local runtime yet; run the command in a process type instead.",
+            ));
+        }
         let number = inner.runs.fetch_add(1, Ordering::SeqCst) + 1;
         let port = inner
             .ports

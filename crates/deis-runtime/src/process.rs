@@ -16,7 +16,8 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::watch;
 
-use crate::launch::{Launch, Unpacked};
+use crate::containers::Podman;
+use crate::launch::{ContainerRun, Launch, Unpacked};
 use crate::ledger::Ledger;
 use crate::limits::{Applied, Limits};
 use crate::probe::Probe;
@@ -31,6 +32,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const STABLE_RUN: Duration = Duration::from_secs(60);
 /// How often readiness is checked until the first success (fast deploys).
 const STARTUP_POLL: Duration = Duration::from_millis(50);
+/// How long podman may take beyond a container's grace period to stop it.
+const CONTAINER_STOP_SLACK: Duration = Duration::from_secs(10);
 
 /// What a process is doing, with what the deploy logic needs to know.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +60,8 @@ pub(crate) struct Spec {
     pub(crate) grace: Duration,
     pub(crate) memory: Option<String>,
     pub(crate) cpu: Option<String>,
+    /// How it runs as a container (image releases only).
+    pub(crate) container: Option<ContainerRun>,
 }
 
 /// Shared services of the runtime a process uses.
@@ -67,6 +72,8 @@ pub(crate) struct Services {
     pub(crate) ledger: Arc<Ledger>,
     /// Told about every state change (to republish endpoints).
     pub(crate) changed: tokio::sync::mpsc::UnboundedSender<()>,
+    /// Runs image releases, when podman is installed and a registry set up.
+    pub(crate) podman: Option<Podman>,
 }
 
 /// A supervised process.
@@ -249,6 +256,13 @@ fn signal_group(pgid: Option<i32>, signal: Signal) {
 
 /// Runs an exec probe's command in the process's environment.
 async fn exec_probe(launch: Launch, command: Vec<String>) -> bool {
+    let command: Vec<String> = launch
+        .exec_prefix
+        .iter()
+        .flatten()
+        .cloned()
+        .chain(command)
+        .collect();
     let mut c = tokio::process::Command::new(command.first().map_or("false", String::as_str));
     c.args(command.iter().skip(1))
         .env_clear()
@@ -270,15 +284,27 @@ enum Ended {
 
 async fn supervise(process: Arc<Process>, services: Services) {
     let spec = &process.spec;
-    let applied: Applied = services
-        .limits
-        .apply(&process.name, spec.memory.as_deref(), spec.cpu.as_deref());
-    let launch = Launch::new(
-        &spec.release.slug,
-        spec.release.environment(spec.port, &process.dyno()),
-        &spec.command,
-        &applied,
-    );
+    let container = match (&spec.container, &services.podman, &spec.release.image) {
+        (Some(run), Some(podman), Some(image)) => {
+            Some(Launch::container(podman, spec, image, run, &process.dyno()))
+        }
+        _ => None,
+    };
+    // A container's limits are podman's; a plain process gets cgroups here.
+    let applied: Applied = match container {
+        Some(_) => Applied::default(),
+        None => services
+            .limits
+            .apply(&process.name, spec.memory.as_deref(), spec.cpu.as_deref()),
+    };
+    let launch = container.unwrap_or_else(|| {
+        Launch::new(
+            &spec.release.slug,
+            spec.release.environment(spec.port, &process.dyno()),
+            &spec.command,
+            &applied,
+        )
+    });
     let mut stop = process.stop.subscribe();
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -386,17 +412,20 @@ async fn run_once(
         () = &mut health => Ended::Unhealthy,
         _ = stop.wait_for(|stopped| *stopped) => Ended::Stopped,
     };
+    let container = launch.container.as_deref().zip(services.podman.as_ref());
     match ended {
         Ended::Exited(_) => {
             // The main process is gone; nothing it started may linger.
             signal_group(pgid, Signal::SIGKILL);
+            if let Some((name, podman)) = container {
+                podman.remove(name).await;
+            }
         }
         Ended::Stopped | Ended::Unhealthy => {
             if matches!(ended, Ended::Stopped) {
                 process.set_serving(false);
             }
             process.set_state(ProcessState::Terminating, services);
-            signal_group(pgid, Signal::SIGTERM);
             let grace = match ended {
                 Ended::Stopped => process
                     .grace_override
@@ -405,9 +434,25 @@ async fn run_once(
                     .unwrap_or(process.spec.grace),
                 _ => Duration::from_secs(5),
             };
-            if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                signal_group(pgid, Signal::SIGKILL);
-                let _ = child.wait().await;
+            if let Some((name, podman)) = container {
+                // A container's main process may be PID 1, which ignores a
+                // forwarded SIGTERM; podman stop kills it after the grace
+                // period, and the foreground client exits with it.
+                let both = async { tokio::join!(podman.stop(name, grace), child.wait()) };
+                if tokio::time::timeout(grace + CONTAINER_STOP_SLACK, both)
+                    .await
+                    .is_err()
+                {
+                    signal_group(pgid, Signal::SIGKILL);
+                    let _ = child.wait().await;
+                    podman.remove(name).await;
+                }
+            } else {
+                signal_group(pgid, Signal::SIGTERM);
+                if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                    signal_group(pgid, Signal::SIGKILL);
+                    let _ = child.wait().await;
+                }
             }
             signal_group(pgid, Signal::SIGKILL);
         }

@@ -69,6 +69,7 @@ impl Env {
             RuntimeConfig {
                 state_dir: dir.path().join("runtime"),
                 node_labels: BTreeMap::new(),
+                containers: None,
             },
             objects.clone(),
             logs.clone(),

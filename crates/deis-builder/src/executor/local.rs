@@ -9,6 +9,7 @@
 //! system's GNU `tar`.
 
 mod builtin;
+mod dockerfile;
 mod fetch;
 mod gzip;
 mod process;
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{BuildError, BuildExecutor, BuildJob, BuildLog, BuildOutput};
+use super::{BuildError, BuildExecutor, BuildJob, BuildLog, BuildOutput, ImageOutput, ImageTarget};
 use fetch::BuildpackRef;
 use process::{Cmd, Output, Session};
 use procfile::ProcessTypes;
@@ -90,6 +91,8 @@ const RESERVED_ENV: &[&str] = &[
 pub struct LocalExecutor {
     buildpacks_dir: PathBuf,
     passthrough_env: Vec<String>,
+    /// buildah's image storage, for Dockerfile builds.
+    image_storage: Option<PathBuf>,
 }
 
 /// A buildpack chosen for a build.
@@ -122,7 +125,15 @@ impl LocalExecutor {
                 .iter()
                 .map(|name| (*name).to_owned())
                 .collect(),
+            image_storage: None,
         }
+    }
+
+    /// Builds Dockerfiles with buildah, keeping its storage in `dir`.
+    #[must_use]
+    pub fn with_image_storage(mut self, dir: PathBuf) -> Self {
+        self.image_storage = Some(dir);
+        self
     }
 
     /// Installs the built-in buildpacks into `buildpacks_dir` and returns an
@@ -513,6 +524,33 @@ impl BuildExecutor for LocalExecutor {
             tracing::debug!(app = %job.app, sha = %job.sha, error = %e, "build failed");
         }
         result
+    }
+
+    async fn build_image(
+        &self,
+        job: BuildJob,
+        target: ImageTarget,
+        log: BuildLog,
+    ) -> Result<ImageOutput, BuildError> {
+        let Some(storage) = &self.image_storage else {
+            return Err(BuildError::Failed(
+                "This builder is not set up for Dockerfile builds; remove the Dockerfile to build with a buildpack."
+                    .into(),
+            ));
+        };
+        let Some(buildah) = deis_core::images::find_program("buildah") else {
+            return Err(BuildError::Failed(
+                "This app has a Dockerfile, and Dockerfile builds need buildah on the builder's machine: \
+                 install it (apt-get install buildah) or remove the Dockerfile to build with a buildpack."
+                    .into(),
+            ));
+        };
+        let mut env = self.step_env(&job);
+        // buildah keeps per-user settings under HOME; not in the source tree.
+        env.retain(|(k, _)| k != "HOME");
+        env.push(("HOME".to_owned(), job.work_dir.to_string_lossy().into_owned()));
+        let mut session = Session::new(log, job.timeout, env);
+        dockerfile::build(&buildah, storage, &job, &target, &mut session).await
     }
 }
 

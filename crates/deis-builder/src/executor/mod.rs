@@ -1,4 +1,5 @@
-//! Build execution: turning a source tree into a slug.
+//! Build execution: turning a source tree into a slug, or a Dockerfile
+//! into an image in the platform's registry.
 //!
 //! The pipeline hands a [`BuildJob`] to a [`BuildExecutor`]. The local
 //! executor (this crate) runs buildpacks as child processes on this machine;
@@ -76,9 +77,56 @@ pub enum BuildError {
     Io(#[from] std::io::Error),
 }
 
+/// Where the image of a Dockerfile build goes: the platform's registry.
+#[derive(Clone)]
+pub struct ImageTarget {
+    /// `host:port/<app>:git-<sha8>`.
+    pub reference: String,
+    /// The builder's registry login.
+    pub username: String,
+    /// Its password (never logged).
+    pub password: String,
+    /// The registry speaks plain HTTP (it listens on loopback).
+    pub insecure: bool,
+}
+
+impl std::fmt::Debug for ImageTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageTarget")
+            .field("reference", &self.reference)
+            .field("username", &self.username)
+            .field("insecure", &self.insecure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a successful Dockerfile build produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageOutput {
+    /// The pushed manifest's digest (`sha256:...`).
+    pub digest: String,
+    /// The repository's Procfile, if it has one (empty otherwise: the
+    /// image's own command runs as the `cmd` process type).
+    pub procfile: BTreeMap<String, String>,
+}
+
 /// Runs builds.
 #[async_trait::async_trait]
 pub trait BuildExecutor: Send + Sync + 'static {
     /// Builds `job`, streaming output lines to `log`.
     async fn build(&self, job: BuildJob, log: BuildLog) -> Result<BuildOutput, BuildError>;
+
+    /// Builds the `Dockerfile` at the root of `job.source` into an image and
+    /// pushes it to `target`, streaming output lines to `log`.
+    async fn build_image(
+        &self,
+        job: BuildJob,
+        target: ImageTarget,
+        log: BuildLog,
+    ) -> Result<ImageOutput, BuildError> {
+        let _ = (job, target, log);
+        Err(BuildError::Failed(
+            "This builder cannot build Dockerfiles; remove the Dockerfile to build with a buildpack.".into(),
+        ))
+    }
 }

@@ -150,8 +150,13 @@ impl BuildsService for Api {
                         "image must be an image reference such as registry.example.com/app:v1.",
                     ));
                 }
+                let image = if req.sha.is_empty() {
+                    self.0.import_image(&app, &req.image).await?
+                } else {
+                    req.image
+                };
                 let new = NewBuild {
-                    image: req.image,
+                    image,
                     sha: req.sha,
                     procfile: req.procfile.into_iter().collect(),
                     dockerfile: req.dockerfile,

@@ -5,10 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use deis_registry::{Grant, Registry, StaticAuth};
+use deis_registry::{Grant, Registry, RegistryAuth, RegistryOptions, StaticAuth};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -21,12 +21,31 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 pub const USER: (&str, &str) = ("user", "pass");
 pub const READER: (&str, &str) = ("reader", "pass");
 
+/// A request a logging test registry received.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub method: Method,
+    /// Path and query.
+    pub target: String,
+    /// The `Authorization` scheme (`Basic`, `Bearer`), if any.
+    pub scheme: Option<String>,
+}
+
+impl Logged {
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or_default()
+    }
+}
+
 pub struct TestRegistry {
     pub addr: SocketAddr,
     /// The registry being served (for calls that are not HTTP).
     pub registry: Registry,
     pub dir: tempfile::TempDir,
-    auth: StaticAuth,
+    auth: Arc<dyn RegistryAuth>,
+    options: RegistryOptions,
+    /// Every request, when served by [`TestRegistry::start_logged`].
+    log: Option<Arc<Mutex<Vec<Logged>>>>,
     client: Client<HttpConnector, Body>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -45,39 +64,77 @@ impl TestRegistry {
     }
 
     pub async fn start_with(auth: StaticAuth) -> TestRegistry {
-        TestRegistry::start_in(tempfile::tempdir().unwrap(), auth).await
+        TestRegistry::start_in(
+            tempfile::tempdir().unwrap(),
+            Arc::new(auth),
+            RegistryOptions::default(),
+            false,
+        )
+        .await
+    }
+
+    /// A registry with these options, served by a loop that logs every
+    /// request (see [`TestRegistry::requests`]) before the registry
+    /// answers it.
+    pub async fn start_logged(auth: Arc<dyn RegistryAuth>, options: RegistryOptions) -> TestRegistry {
+        TestRegistry::start_in(tempfile::tempdir().unwrap(), auth, options, true).await
+    }
+
+    /// Another registry on this one's store, as a second replica would be.
+    pub async fn replica(&self, auth: Arc<dyn RegistryAuth>, options: RegistryOptions) -> TestRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(self.store(), dir.path().join("objects")).unwrap();
+        TestRegistry::start_in(dir, auth, options, true).await
     }
 
     /// Stops this registry and starts a new one (new process state, same
     /// store), as after a restart.
     pub async fn restart(mut self) -> TestRegistry {
         self.shut_down().await;
-        TestRegistry::start_in(self.dir, self.auth).await
+        let logged = self.log.is_some();
+        TestRegistry::start_in(self.dir, self.auth, self.options, logged).await
     }
 
-    async fn start_in(dir: tempfile::TempDir, auth: StaticAuth) -> TestRegistry {
+    async fn start_in(
+        dir: tempfile::TempDir,
+        auth: Arc<dyn RegistryAuth>,
+        options: RegistryOptions,
+        logged: bool,
+    ) -> TestRegistry {
         let objects = deis_objects::Objects::local(&dir.path().join("objects")).unwrap();
-        let registry = Registry::new(objects, Arc::new(auth.clone()));
+        let registry = Registry::with_options(objects, Arc::clone(&auth), options.clone());
         let served = registry.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            served
-                .serve(listener, async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let log = logged.then(Arc::default);
+        let task = match &log {
+            None => tokio::spawn(async move {
+                served
+                    .serve(listener, async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+            }),
+            Some(log) => tokio::spawn(serve_logged(served, listener, stopped, Arc::clone(log))),
+        };
         TestRegistry {
             addr,
             registry,
             dir,
             auth,
+            options,
+            log,
             client: Client::builder(TokioExecutor::new()).build_http(),
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The requests received so far (a logging registry only).
+    pub fn requests(&self) -> Vec<Logged> {
+        let log = self.log.as_ref().expect("started with start_logged");
+        log.lock().unwrap().clone()
     }
 
     /// Where the object store keeps its files.
@@ -165,6 +222,48 @@ impl TestRegistry {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+    }
+}
+
+/// Serves `registry` with hyper, logging each request first.
+async fn serve_logged(
+    registry: Registry,
+    listener: tokio::net::TcpListener,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+    log: Arc<Mutex<Vec<Logged>>>,
+) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut stopped => return Ok(()),
+            accepted = listener.accept() => accepted?,
+        };
+        let registry = registry.clone();
+        let log = Arc::clone(&log);
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let scheme = request
+                .headers()
+                .get("authorization")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split(' ').next())
+                .map(str::to_owned);
+            log.lock().unwrap().push(Logged {
+                method: request.method().clone(),
+                target: request
+                    .uri()
+                    .path_and_query()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                scheme,
+            });
+            let registry = registry.clone();
+            async move { Ok::<_, std::convert::Infallible>(registry.handle(request).await) }
+        });
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
     }
 }
 
