@@ -11,17 +11,20 @@ use deis_controller::AppDestroyed;
 use deis_registry::Registry;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
-/// Drops the builder's data and the image repository of every app the
-/// controller destroys, until the controller goes away.
+/// Drops the builder's data (when it runs in this process) and the image
+/// repository of every app the controller destroys, until the controller
+/// goes away.
 pub(crate) async fn forget_destroyed_apps(
     mut destroyed: Receiver<AppDestroyed>,
-    builder: Arc<Builder>,
+    builder: Option<Arc<Builder>>,
     registry: Registry,
 ) {
     loop {
         match destroyed.recv().await {
             Ok(AppDestroyed { app }) => {
-                if let Err(err) = builder.forget_app(&app).await {
+                if let Some(builder) = &builder
+                    && let Err(err) = builder.forget_app(&app).await
+                {
                     tracing::warn!(%app, error = %err, "the destroyed app's build data is left behind");
                 }
                 if let Err(err) = registry.delete_repository(&app).await {

@@ -248,6 +248,8 @@ struct ControllerArgs {
     #[arg(long, env = "DEIS_PLATFORM_SECRET", hide_env_values = true)]
     platform_secret: Option<String>,
     #[command(flatten)]
+    registry: registry::RegistryOpts,
+    #[command(flatten)]
     metrics: metrics::MetricsOpts,
 }
 
@@ -266,6 +268,9 @@ struct BuilderArgs {
     objects: ObjectsOpts,
     #[command(flatten)]
     builder: BuilderOpts,
+    /// Where Dockerfile builds push their images: host:port of the platform's registry (the controller serves it).
+    #[arg(long, env = "DEIS_REGISTRY_HOST")]
+    registry_host: Option<String>,
     #[command(flatten)]
     metrics: metrics::MetricsOpts,
 }
@@ -436,12 +441,8 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener> {
 
 /// Serves the controller until Ctrl-C, re-applying every app's desired state
 /// first.
-async fn serve_controller(controller: Controller, listener: tokio::net::TcpListener) -> Result<()> {
-    serve_controller_with(controller, listener, |router| router).await
-}
-
 /// Serves the controller, with the services `extend` adds, until Ctrl-C.
-async fn serve_controller_with(
+async fn serve_controller(
     controller: Controller,
     listener: tokio::net::TcpListener,
     extend: impl FnOnce(deis_controller::ApiRouter) -> deis_controller::ApiRouter,
@@ -465,9 +466,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let objects = args.objects.open(&data_dir)?;
     // The registry's address first: the builder pushes images to it and
     // the runtime pulls them, both with the internal login.
-    let registry_listener = args.registry.bind().await?;
-    let registry_host = registry::local_host(registry_listener.local_addr()?);
-    let registry_password = registry::internal_password(&secret);
+    let registry = args.registry.bind(&secret).await?;
     let builder = args
         .builder
         .start(
@@ -475,12 +474,7 @@ async fn up(args: UpArgs) -> Result<()> {
             objects.clone(),
             &controller_url,
             secret.expose(),
-            Some(ImageRegistry {
-                host: registry_host.clone(),
-                username: registry::INTERNAL_USER.into(),
-                password: registry_password.clone(),
-                insecure: true,
-            }),
+            Some(registry.builder_login()),
         )
         .await?;
     let builder_host = args.builder.advertised_host(builder.ssh_addr);
@@ -489,15 +483,12 @@ async fn up(args: UpArgs) -> Result<()> {
         .config(builder_host.clone(), builder.ssh_addr.port());
     let logger = args.logger.start(logging::logger_token(&secret)).await?;
     let logs = logger.logger.clone();
-    let containers = ContainerSettings {
-        registry: registry_host,
-        username: registry::INTERNAL_USER.into(),
-        password: registry_password.clone(),
-        insecure: true,
-    };
-    let scheduler = args
-        .runtime
-        .start(&data_dir, objects.clone(), logs.clone(), Some(containers))?;
+    let scheduler = args.runtime.start(
+        &data_dir,
+        objects.clone(),
+        logs.clone(),
+        Some(registry.runtime_login()),
+    )?;
     let xds_token = routing::xds_token(&secret);
     let admin_secret = secret.clone();
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs.clone());
@@ -507,23 +498,11 @@ async fn up(args: UpArgs) -> Result<()> {
     status::register_logger(&controller, &logger);
     let registry = args
         .registry
-        .start(
-            registry_listener,
-            objects.clone(),
-            controller.clone(),
-            registry_password.clone(),
-            registry::token_key(&admin_secret),
-        )
+        .start(registry, objects.clone(), &controller, &data_dir)
         .await?;
-    status::register_registry(&controller, registry.addr);
-    controller.set_image_importer(Arc::new(registry::SkopeoImporter {
-        registry: registry::local_host(registry.addr),
-        password: registry_password,
-        scratch: data_dir.join("registry-import"),
-    }));
     tokio::spawn(destroy::forget_destroyed_apps(
         controller.destroyed_apps(),
-        builder.clone(),
+        Some(builder.clone()),
         registry.registry.clone(),
     ));
     status::register_objects(&controller, objects, args.objects.location(&data_dir));
@@ -595,7 +574,7 @@ async fn up(args: UpArgs) -> Result<()> {
     println!("Press Ctrl-C to stop.");
 
     let admin = registry::AdminService::new(registry.registry.clone(), admin_secret);
-    serve_controller_with(controller, listener, |router| router.add_service(admin)).await?;
+    serve_controller(controller, listener, |router| router.add_service(admin)).await?;
     builder.shutdown();
     registry.shutdown().await;
     if let Some(router) = router {
@@ -626,13 +605,29 @@ async fn controller(args: ControllerArgs) -> Result<()> {
             log_metrics.clone(),
         )),
     };
-    // A split-out controller has no registry of its own: image releases are
-    // refused with a message saying so.
-    let scheduler = args
-        .runtime
-        .start(&data_dir, objects.clone(), logs.clone(), None)?;
+    // The controller serves the registry: it asks the controller's accounts
+    // who may push and pull.
+    let registry = args.registry.bind(&secret).await?;
+    let scheduler = args.runtime.start(
+        &data_dir,
+        objects.clone(),
+        logs.clone(),
+        Some(registry.runtime_login()),
+    )?;
     let xds_token = routing::xds_token(&secret);
+    let admin_secret = secret.clone();
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs);
+    let registry = args
+        .registry
+        .start(registry, objects.clone(), &controller, &data_dir)
+        .await?;
+    // A builder in another process is not told yet (its data for the app
+    // stays behind); the registry drops the app's images here.
+    tokio::spawn(destroy::forget_destroyed_apps(
+        controller.destroyed_apps(),
+        None,
+        registry.registry.clone(),
+    ));
     status::register_controller(&controller, &format!("http://{}", listener.local_addr()?));
     status::register_objects(&controller, objects, args.objects.location(&data_dir));
     if let Err(e) = controller.sync_logger().await {
@@ -655,7 +650,9 @@ async fn controller(args: ControllerArgs) -> Result<()> {
     .serve(&args.metrics, metrics::Component::Controller)
     .await?;
     tracing::info!(addr = %listener.local_addr()?, "controller listening");
-    serve_controller(controller, listener).await?;
+    let admin = registry::AdminService::new(registry.registry.clone(), admin_secret);
+    serve_controller(controller, listener, |router| router.add_service(admin)).await?;
+    registry.shutdown().await;
     scheduler.shutdown().await;
     Ok(())
 }
@@ -664,9 +661,13 @@ async fn builder(args: BuilderArgs) -> Result<()> {
     let data_dir = ensure_data_dir(args.data_dir.as_deref())?;
     let secret = PlatformSecret::new(args.platform_secret.clone())?;
     let objects = args.objects.open(&data_dir)?;
+    let login = args
+        .registry_host
+        .clone()
+        .map(|host| registry::builder_login(host, &secret));
     let builder = args
         .builder
-        .start(&data_dir, objects, &args.controller_url, secret.expose(), None)
+        .start(&data_dir, objects, &args.controller_url, secret.expose(), login)
         .await?;
     let _metrics = metrics::Sources {
         builder: Some(&builder),

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use clap::Args;
 use deis_auth::PlatformSecret;
+use deis_builder::ImageRegistry;
 use deis_controller::{Controller, ImageScope, ImageVerdict};
 use deis_core::images;
 use deis_objects::Objects;
@@ -28,6 +29,7 @@ use deis_proto::registry::{
 use deis_registry::{
     Action, Credentials, Decision, Registry, RegistryAuth, RegistryOptions, Scope, TokenOptions,
 };
+use deis_runtime::ContainerSettings;
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,7 +37,7 @@ use tokio::task::JoinHandle;
 use crate::status::PlatformArgs;
 
 /// The username platform components log in with.
-pub(crate) const INTERNAL_USER: &str = "deis";
+const INTERNAL_USER: &str = "deis";
 
 /// How long a blob must have been unreferenced before garbage collection
 /// removes it: longer than any push takes between its blobs and manifest.
@@ -51,19 +53,14 @@ pub(crate) struct RegistryOpts {
     registry_gc_hours: u64,
 }
 
-/// The key the registry signs its bearer tokens with.
-pub(crate) fn token_key(secret: &PlatformSecret) -> String {
-    secret.derive("registry-token")
-}
-
 /// The password of [`INTERNAL_USER`].
-pub(crate) fn internal_password(secret: &PlatformSecret) -> String {
+fn internal_password(secret: &PlatformSecret) -> String {
     secret.derive("registry")
 }
 
 /// Where the platform's own components reach the registry listening on
 /// `addr`: an unspecified address means this machine's loopback.
-pub(crate) fn local_host(addr: SocketAddr) -> String {
+fn local_host(addr: SocketAddr) -> String {
     let ip = if addr.ip().is_unspecified() {
         std::net::IpAddr::from([127, 0, 0, 1])
     } else {
@@ -81,32 +78,93 @@ pub(crate) struct RunningRegistry {
     collector: Option<JoinHandle<()>>,
 }
 
+/// The registry's address, bound before the components that push to and
+/// pull from it start, and the internal login they use.
+pub(crate) struct BoundRegistry {
+    listener: tokio::net::TcpListener,
+    /// Where this machine's components reach it (`host:port`).
+    pub(crate) host: String,
+    password: String,
+    token_key: String,
+}
+
+/// The builder's login to the registry at `host`.
+pub(crate) fn builder_login(host: String, secret: &PlatformSecret) -> ImageRegistry {
+    ImageRegistry {
+        host,
+        username: INTERNAL_USER.into(),
+        password: internal_password(secret),
+        // The platform's registry speaks plain HTTP; put a TLS proxy in
+        // front of it to expose it beyond this machine.
+        insecure: true,
+    }
+}
+
+impl BoundRegistry {
+    /// The builder's login (Dockerfile builds push here).
+    pub(crate) fn builder_login(&self) -> ImageRegistry {
+        ImageRegistry {
+            host: self.host.clone(),
+            username: INTERNAL_USER.into(),
+            password: self.password.clone(),
+            insecure: true,
+        }
+    }
+
+    /// The runtime's login (image releases are pulled from here).
+    pub(crate) fn runtime_login(&self) -> ContainerSettings {
+        ContainerSettings {
+            registry: self.host.clone(),
+            username: INTERNAL_USER.into(),
+            password: self.password.clone(),
+            insecure: true,
+        }
+    }
+}
+
 impl RegistryOpts {
-    /// Binds the registry's address (before the components that push to and
-    /// pull from it start).
-    pub(crate) async fn bind(&self) -> Result<tokio::net::TcpListener> {
-        tokio::net::TcpListener::bind(self.registry_addr)
+    /// Binds the registry's address.
+    pub(crate) async fn bind(&self, secret: &PlatformSecret) -> Result<BoundRegistry> {
+        let listener = tokio::net::TcpListener::bind(self.registry_addr)
             .await
             .with_context(|| {
                 format!(
                     "cannot listen on {} for the registry; is another registry running? Use --registry-addr to pick another address",
                     self.registry_addr
                 )
-            })
+            })?;
+        Ok(BoundRegistry {
+            host: local_host(listener.local_addr()?),
+            listener,
+            password: internal_password(secret),
+            token_key: secret.derive("registry-token"),
+        })
     }
 
-    /// Serves the registry on `listener`.
+    /// Serves the registry with the controller's accounts, reports it in
+    /// `deis-workflow status`, and lets `deis pull` copy images into it.
     pub(crate) async fn start(
         &self,
-        listener: tokio::net::TcpListener,
+        bound: BoundRegistry,
         objects: Objects,
-        controller: Controller,
-        internal_password: String,
-        token_key: String,
+        controller: &Controller,
+        data_dir: &std::path::Path,
     ) -> Result<RunningRegistry> {
+        let BoundRegistry {
+            listener,
+            host,
+            password: internal_password,
+            token_key,
+        } = bound;
+        controller.set_image_importer(Arc::new(SkopeoImporter {
+            registry: host,
+            password: internal_password.clone(),
+            scratch: data_dir.join("registry-import"),
+        }));
         let addr = listener.local_addr()?;
+        crate::status::register_registry(controller, addr);
         let auth = PlatformAuth {
-            controller,
+            controller: controller.clone(),
             internal_password,
         };
         // Docker's token flow (clients trade their login for a short-lived
@@ -155,6 +213,7 @@ async fn collect_garbage_every(registry: Registry, period: Duration) {
             Ok(report) => tracing::info!(
                 removed = report.blobs_removed,
                 bytes = report.bytes_removed,
+                uploads = report.uploads_removed,
                 kept = report.blobs_kept,
                 "registry garbage collected"
             ),
@@ -331,6 +390,7 @@ impl RegistryAdmin for AdminService {
             blobs_kept: count(report.blobs_kept),
             blobs_removed: count(report.blobs_removed),
             bytes_removed: report.bytes_removed,
+            uploads_removed: count(report.uploads_removed),
         }))
     }
 }
@@ -417,9 +477,10 @@ impl RegistryCommand {
                     .map_err(failed)?
                     .into_inner();
                 println!(
-                    "Removed {} blobs ({} bytes); kept {} (read {} manifests in {} repositories).",
+                    "Removed {} blobs ({} bytes) and {} abandoned uploads; kept {} blobs (read {} manifests in {} repositories).",
                     report.blobs_removed,
                     report.bytes_removed,
+                    report.uploads_removed,
                     report.blobs_kept,
                     report.manifests,
                     report.repositories
@@ -433,13 +494,13 @@ impl RegistryCommand {
 /// `deis pull`: copies images into the registry with skopeo, which speaks
 /// every registry's auth and picks this machine's platform from a
 /// multi-platform index.
-pub(crate) struct SkopeoImporter {
+struct SkopeoImporter {
     /// The registry's `host:port`.
-    pub(crate) registry: String,
+    registry: String,
     /// The internal login's password.
-    pub(crate) password: String,
+    password: String,
     /// Where credential files live while a copy runs.
-    pub(crate) scratch: std::path::PathBuf,
+    scratch: std::path::PathBuf,
 }
 
 /// The registry host of an image reference (`docker.io` when it names none).

@@ -3,7 +3,8 @@
 //! platform's registry as `<app>:git-<sha8>`, run by podman and answered
 //! through the edge router; `deis pull` of that image into a second app
 //! (with `deis registry:set` credentials, the image being private) copies
-//! it with skopeo as `<app>:v<N>` and deploys it.
+//! it with skopeo as `<app>:v<N>` and deploys it; `deis run` runs a one-off
+//! container of it.
 //!
 //! The image is `FROM scratch` plus Debian's static busybox (no public
 //! registry is reachable for base images); `buildtools/test` downloads it
@@ -184,6 +185,36 @@ fn a_dockerfile_app_deploys_through_git_push_and_deis_pull_promotes_its_image() 
         tags("promoted").contains("\"v4\""),
         "copied into the app's own repository: {}",
         tags("promoted")
+    );
+
+    // `deis run` runs a one-off command in a new container of the release,
+    // with the app's config, and exits with the command's status.
+    let out = deis(
+        home,
+        &[
+            "run",
+            "-a",
+            "promoted",
+            "--",
+            "cat /www/index.html; echo port=$PORT",
+        ],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("Howdy from a Dockerfile") && printed.contains("port=8000"),
+        "{printed}"
+    );
+    let failed = deis(home, &["run", "-a", "promoted", "--", "exit 3"]);
+    assert_eq!(
+        failed.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
     );
 
     // A scale-up runs a second container beside the first.

@@ -294,7 +294,7 @@ fn a_controller_uses_a_logger_in_another_process() {
             .args(["controller", "--platform-secret", secret, "--runtime", "none"])
             .args(["--controller-addr", &format!("127.0.0.1:{controller_port}")])
             .args(["--xds-addr", "127.0.0.1:0", "--registration-mode", "enabled"])
-            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--metrics-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0"])
             .args(["--logger-url", &format!("http://127.0.0.1:{logger_port}")])
             .arg("--data-dir")
             .arg(data.path().join("controller"))

@@ -56,6 +56,31 @@ pub(crate) enum ContainerCommand {
     Shell(String),
 }
 
+/// What a container's standard streams are attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Attach {
+    /// Output only (app processes).
+    Output,
+    /// Output and stdin (`deis run`).
+    Stdin,
+    /// A terminal (`deis run -t`).
+    Terminal,
+}
+
+/// One `podman run`.
+pub(crate) struct RunRequest<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) image: &'a PulledImage,
+    /// Variables passed by name (their values are in podman's environment).
+    pub(crate) env_names: &'a [String],
+    /// `(port on this machine, port inside)`.
+    pub(crate) ports: Option<(u16, u16)>,
+    pub(crate) memory: Option<&'a str>,
+    pub(crate) cpu: Option<&'a str>,
+    pub(crate) command: &'a ContainerCommand,
+    pub(crate) attach: Attach,
+}
+
 /// podman on this machine.
 #[derive(Clone, Debug)]
 pub(crate) struct Podman {
@@ -180,20 +205,10 @@ impl Podman {
         Ok(path)
     }
 
-    /// The arguments after the program of `podman run` for one process.
+    /// The arguments of `podman run` (the program first) for one process.
     /// The environment's values reach the container through podman's own
-    /// environment (`-e NAME`), never its command line.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn run_args(
-        &self,
-        name: &str,
-        image: &PulledImage,
-        env_names: &[String],
-        ports: Option<(u16, u16)>,
-        memory: Option<&str>,
-        cpu: Option<&str>,
-        command: &ContainerCommand,
-    ) -> Vec<String> {
+    /// environment (`--env NAME`), never its command line.
+    pub(crate) fn run_args(&self, run: &RunRequest<'_>) -> Vec<String> {
         let mut args = self.global_args();
         args.extend(
             [
@@ -201,7 +216,7 @@ impl Podman {
                 "--rm",
                 "--replace",
                 "--name",
-                name,
+                run.name,
                 "--runtime",
                 "runc",
                 "--log-driver",
@@ -215,35 +230,41 @@ impl Podman {
             ]
             .map(String::from),
         );
+        match run.attach {
+            Attach::Output => {}
+            Attach::Stdin => args.push("--interactive".into()),
+            Attach::Terminal => args.extend(["--interactive".into(), "--tty".into()]),
+        }
         if self.init {
             args.push("--init".into());
         }
-        if let Some((host, container)) = ports {
+        if let Some((host, container)) = run.ports {
             args.push("--publish".into());
             args.push(format!("127.0.0.1:{host}:{container}"));
         }
-        if let Some(bytes) = memory.and_then(memory_bytes) {
+        if let Some(bytes) = run.memory.and_then(memory_bytes) {
             args.push("--memory".into());
             args.push(bytes.to_string());
         }
-        if let Some(millis) = cpu.and_then(cpu_millis) {
+        if let Some(millis) = run.cpu.and_then(cpu_millis) {
             args.push("--cpus".into());
             args.push(format!("{:.3}", millis as f64 / 1000.0));
         }
-        for name in env_names {
+        for name in run.env_names {
             args.push("--env".into());
             args.push(name.clone());
         }
-        match command {
-            ContainerCommand::Image => args.push(image.reference.clone()),
+        let reference = run.image.reference.clone();
+        match run.command {
+            ContainerCommand::Image => args.push(reference),
             ContainerCommand::Args(rest) => {
-                args.push(image.reference.clone());
+                args.push(reference);
                 args.extend(rest.iter().cloned());
             }
             ContainerCommand::Shell(line) => {
                 args.push("--entrypoint".into());
                 args.push("[\"/bin/sh\",\"-c\"]".into());
-                args.push(image.reference.clone());
+                args.push(reference);
                 args.push(line.clone());
             }
         }
@@ -342,15 +363,16 @@ mod tests {
             reference: "127.0.0.1:5000/app:git-1".into(),
             exposed_port: Some(8000),
         };
-        let args = podman().run_args(
-            "deis-app-web-1",
-            &image,
-            &["PORT".into()],
-            Some((40001, 8000)),
-            Some("64M"),
-            Some("500m"),
-            &ContainerCommand::Shell("echo hi".into()),
-        );
+        let args = podman().run_args(&RunRequest {
+            name: "deis-app-web-1",
+            image: &image,
+            env_names: &["PORT".into()],
+            ports: Some((40001, 8000)),
+            memory: Some("64M"),
+            cpu: Some("500m"),
+            command: &ContainerCommand::Shell("echo hi".into()),
+            attach: Attach::Output,
+        });
         let line = args.join(" ");
         assert!(
             line.starts_with("/usr/bin/podman --root /data/containers/root"),
@@ -365,15 +387,18 @@ mod tests {
             line.ends_with("--entrypoint [\"/bin/sh\",\"-c\"] 127.0.0.1:5000/app:git-1 echo hi"),
             "{line}"
         );
-        let args = podman().run_args(
-            "n",
-            &image,
-            &[],
-            None,
-            None,
-            None,
-            &ContainerCommand::Args(vec!["-p".into(), "1".into()]),
-        );
-        assert!(args.join(" ").ends_with("127.0.0.1:5000/app:git-1 -p 1"));
+        let args = podman().run_args(&RunRequest {
+            name: "n",
+            image: &image,
+            env_names: &[],
+            ports: None,
+            memory: None,
+            cpu: None,
+            command: &ContainerCommand::Args(vec!["-p".into(), "1".into()]),
+            attach: Attach::Terminal,
+        });
+        let line = args.join(" ");
+        assert!(line.contains("--interactive --tty"), "{line}");
+        assert!(line.ends_with("127.0.0.1:5000/app:git-1 -p 1"), "{line}");
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use deis_scheduler::ReleaseSpec;
 
-use crate::containers::{ContainerCommand, Podman, PulledImage};
+use crate::containers::{Attach, ContainerCommand, Podman, PulledImage, RunRequest};
 use crate::limits::Applied;
 use crate::process::Spec;
 
@@ -162,24 +162,55 @@ impl Launch {
         run: &ContainerRun,
         dyno: &str,
     ) -> Launch {
-        let app_env = spec.release.container_environment(run.port, dyno);
-        let names: Vec<String> = app_env.iter().map(|(k, _)| k.clone()).collect();
-        let mut args = podman.run_args(
-            &run.name,
+        let env = spec.release.container_environment(run.port, dyno);
+        let names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+        let request = RunRequest {
+            name: &run.name,
             image,
-            &names,
-            run.port.map(|port| (spec.port, port)),
-            spec.memory.as_deref(),
-            spec.cpu.as_deref(),
-            &run.command,
-        );
+            env_names: &names,
+            ports: run.port.map(|port| (spec.port, port)),
+            memory: spec.memory.as_deref(),
+            cpu: spec.cpu.as_deref(),
+            command: &run.command,
+            attach: Attach::Output,
+        };
+        Launch::podman(podman, &request, env)
+    }
+
+    /// A one-off command (`deis run`) in a new container of an image
+    /// release, attached to the caller's stdin or a terminal.
+    pub(crate) fn one_off(
+        podman: &Podman,
+        release: &Unpacked,
+        image: &PulledImage,
+        name: &str,
+        command: &str,
+        terminal: bool,
+    ) -> Launch {
+        let env = release.container_environment(release.container_port(), "run");
+        let names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+        let request = RunRequest {
+            name,
+            image,
+            env_names: &names,
+            ports: None,
+            memory: None,
+            cpu: None,
+            command: &ContainerCommand::Shell(command.to_owned()),
+            attach: if terminal { Attach::Terminal } else { Attach::Stdin },
+        };
+        Launch::podman(podman, &request, env)
+    }
+
+    fn podman(podman: &Podman, request: &RunRequest<'_>, app_env: Vec<(String, String)>) -> Launch {
+        let mut args = podman.run_args(request);
         let program = args.remove(0);
         // podman itself needs PATH and HOME; the app's values go to the
         // container through `--env NAME`.
         let mut env: Vec<(String, String)> = ["PATH", "HOME", "XDG_RUNTIME_DIR"]
             .into_iter()
             .filter_map(|k| Some((k.to_owned(), std::env::var(k).ok()?)))
-            .filter(|(k, _)| !names.contains(k))
+            .filter(|(k, _)| !request.env_names.contains(k))
             .collect();
         env.extend(app_env);
         Launch {
@@ -187,8 +218,8 @@ impl Launch {
             args,
             env,
             dir: podman.work_dir(),
-            exec_prefix: Some(podman.exec_args(&run.name, &[])),
-            container: Some(run.name.clone()),
+            exec_prefix: Some(podman.exec_args(request.name, &[])),
+            container: Some(request.name.to_owned()),
         }
     }
 

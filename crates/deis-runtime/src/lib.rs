@@ -496,22 +496,28 @@ impl Scheduler for LocalRuntime {
     async fn run_attached(&self, spec: &RunSpec, io: RunIo) -> Result<i32, SchedulerError> {
         let inner = &self.inner;
         let release = inner.unpack(&spec.release).await?;
-        if release.image.is_some() {
-            return Err(failed(
-                "deis run is not available for image apps on the local runtime yet; run the command in a process type instead.",
-            ));
-        }
         let number = inner.runs.fetch_add(1, Ordering::SeqCst) + 1;
+        let bounds = run::Bounds {
+            timeout: spec.timeout,
+            grace: grace_period(&spec.release.config, "run"),
+        };
+        if let (Some(image), Some(podman)) = (&release.image, &inner.services.podman) {
+            let name = containers::container_name(
+                &format!("{}-run-{number}", spec.release.app),
+                spec.release.version,
+            );
+            let launch = Launch::one_off(podman, &release, image, &name, &spec.command, io.tty.is_some());
+            let result = run::run(launch, io, bounds).await;
+            // A command killed at its time limit leaves its container.
+            podman.remove(&name).await;
+            return result;
+        }
         let port = inner
             .ports
             .allocate()
             .map_err(|e| SchedulerError::Unavailable(e.to_string()))?;
         let env = release.environment(release.port(port), &format!("run.{number}"));
         let launch = Launch::new(&release.slug, env, &spec.command, &Default::default());
-        let bounds = run::Bounds {
-            timeout: spec.timeout,
-            grace: grace_period(&spec.release.config, "run"),
-        };
         let result = run::run(launch, io, bounds).await;
         inner.ports.release(port);
         result
