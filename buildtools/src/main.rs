@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 mod bench_api;
 mod bench_deploy;
 mod bench_e2e;
+mod bench_gateway;
 mod bench_logs;
 mod bench_push;
 mod bench_registry;
@@ -76,6 +77,22 @@ pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2}ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Writes the OpenAPI document of the REST API: the gateway's own rules
+/// over the public package, so the document and the routes cannot disagree.
+fn openapi(path: &std::path::Path) -> Result<()> {
+    let gateway = deis_gateway::Gateway::for_package(
+        &deis_proto::DESCRIPTOR_POOL,
+        deis_controller::PUBLIC_PACKAGE,
+        deis_gateway::GatewayOptions::default(),
+    )?;
+    let mut text = serde_json::to_string_pretty(&deis_gateway::openapi::document(&gateway))?;
+    text.push('\n');
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -90,10 +107,14 @@ async fn main() -> Result<()> {
             .await
             .context("bench e2e")?
             .context("bench e2e"),
+        ["bench", "gateway"] => bench_gateway::run().await.context("bench gateway"),
         ["bench", "registry"] => tokio::task::spawn_blocking(bench_registry::run)
             .await
             .context("bench registry")?
             .context("bench registry"),
-        _ => bail!("usage: buildtools bench api|push|deploy|router|converge|logs|e2e|registry"),
+        ["openapi", path] => openapi(std::path::Path::new(path)),
+        _ => bail!(
+            "usage: buildtools bench api|push|deploy|router|converge|logs|e2e|registry|gateway, or buildtools openapi FILE"
+        ),
     }
 }

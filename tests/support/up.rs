@@ -323,10 +323,9 @@ pub fn git(dir: &Path, home: &Path, key: &Path, args: &[&str]) -> (bool, String)
     )
 }
 
-/// Registers `alice` (with an SSH key) on `server` from `home`, creates
-/// `app` from the sample app `sample`, pushes it and waits for "Done";
-/// returns the app's repository.
-pub fn register_and_push(server: &UpServer, home: &Path, sample: &str, app: &str) -> tempfile::TempDir {
+/// Registers `alice` on `server` from `home` and adds a new SSH key of hers;
+/// returns the key's path.
+pub fn register_with_key(server: &UpServer, home: &Path) -> PathBuf {
     ok(
         home,
         &[
@@ -347,6 +346,14 @@ pub fn register_and_push(server: &UpServer, home: &Path, sample: &str, app: &str
             .success()
     );
     ok(home, &["keys:add", key.with_extension("pub").to_str().unwrap()]);
+    key
+}
+
+/// Registers `alice` (with an SSH key) on `server` from `home`, creates
+/// `app` from the sample app `sample`, pushes it and waits for "Done";
+/// returns the app's repository.
+pub fn register_and_push(server: &UpServer, home: &Path, sample: &str, app: &str) -> tempfile::TempDir {
+    let key = register_with_key(server, home);
     let repo = tempfile::tempdir().unwrap();
     super::copy_dir(&super::sample_app(sample), repo.path());
     for args in [

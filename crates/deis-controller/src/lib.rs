@@ -31,7 +31,7 @@ use tonic::transport::server::TcpIncoming;
 pub use access::{ImageScope, ImageVerdict};
 pub use error::HTTP_STATUS_METADATA;
 pub use metrics::GrpcMetricsLayer;
-pub use services::{ApiRouter, PLATFORM_SECRET_METADATA};
+pub use services::{ApiRouter, PLATFORM_SECRET_METADATA, PUBLIC_PACKAGE, gateway};
 pub use status::{ComponentCheck, ComponentReport, ComponentState};
 
 /// The version of the platform (this build).

@@ -11,6 +11,7 @@ mod platform;
 mod resources;
 mod settings;
 
+use deis_gateway::{Gateway, GatewayLayer, GatewayOptions, Readiness};
 use deis_proto::internal::internal_service_server::InternalServiceServer;
 use deis_proto::v2::{
     apps_service_server::AppsServiceServer, auth_service_server::AuthServiceServer,
@@ -30,8 +31,29 @@ pub(crate) use logs::sync_all_drains;
 use crate::metrics::GrpcMetricsLayer;
 use crate::{Controller, MAX_MESSAGE_BYTES};
 
-/// The API's router: every service behind the metrics layer.
-pub type ApiRouter = tonic::transport::server::Router<Stack<GrpcMetricsLayer, Identity>>;
+/// The API's router: every service behind the metrics layer, and the REST
+/// gateway in front of both (HTTP/JSON requests become in-process gRPC
+/// calls through the same stack; gRPC passes straight through).
+pub type ApiRouter = tonic::transport::server::Router<Stack<GrpcMetricsLayer, Stack<GatewayLayer, Identity>>>;
+
+/// The REST gateway over the public API (`deis.v2`), with Deis v2's
+/// conventions.
+pub fn gateway(controller: &Controller) -> Result<Gateway, deis_gateway::GatewayError> {
+    let store = controller.inner.store.clone();
+    let options = GatewayOptions {
+        platform_version: env!("CARGO_PKG_VERSION").to_owned(),
+        auth_check_method: Some("deis.v2.AuthService.Whoami".to_owned()),
+        readiness: Some(Readiness::new(move || {
+            let store = store.clone();
+            async move { store.ping().await.is_ok() }
+        })),
+        ..GatewayOptions::default()
+    };
+    Gateway::for_package(&deis_proto::DESCRIPTOR_POOL, PUBLIC_PACKAGE, options)
+}
+
+/// The protobuf package of the public API, the one REST exposes.
+pub const PUBLIC_PACKAGE: &str = "deis.v2";
 
 /// One handler type serves every service; the state is the controller.
 #[derive(Clone)]
@@ -67,7 +89,13 @@ pub(crate) fn router(controller: &Controller) -> ApiRouter {
     // Older clients (grpcurl 1.8) speak only v1alpha.
     let reflection_alpha = reflection().build_v1alpha().ok();
     let reflection = reflection().build_v1().ok();
+    // The rules come from the contract compiled into this binary; a bad one
+    // is a build defect that every test would show, not a runtime condition.
+    let rest = gateway(controller).expect("the API contract's google.api.http rules are valid");
     Server::builder()
+        // REST clients speak HTTP/1.1; gRPC keeps HTTP/2.
+        .accept_http1(true)
+        .layer(rest.layer())
         .layer(GrpcMetricsLayer(controller.inner.metrics.clone()))
         .add_service(health)
         .add_optional_service(reflection)
