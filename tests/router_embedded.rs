@@ -205,12 +205,12 @@ fn the_embedded_router_routes_what_the_platform_says() {
     std::thread::sleep(Duration::from_secs(2));
     let (answered, failures) = load.finish();
     println!("{answered} requests under load; failures after the kill: {failures:?}");
-    // Each of the load's threads may have had its request in flight on the
-    // killed process (reset before an answer: 503); beyond those, the
-    // hundreds of requests in the next two seconds must all succeed.
+    // A GET in flight on the killed process is sent again to the other
+    // one (reset before any answer); only a response cut off mid-body could
+    // still fail, and the hundreds of requests after must all succeed.
     assert!(
-        failures.len() <= LOAD_THREADS,
-        "at most the requests in flight on the killed process may fail: {failures:?}"
+        failures.len() <= 2,
+        "requests in flight on the killed process are retried: {failures:?}"
     );
 
     // The request timeout (2 s here) gives 504.

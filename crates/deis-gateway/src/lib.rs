@@ -58,7 +58,8 @@
 //!   [`HTTP_STATUS_METADATA`] metadata when the controller sent one, else
 //!   the google.rpc code → HTTP table. 404 `Not found.` for unknown paths,
 //!   405 with `Allow` for a known path, 413 over
-//!   [`GatewayOptions::max_body_bytes`], 400 naming the field for bad input.
+//!   [`GatewayOptions::max_body_bytes`], 400 naming the field for bad input,
+//!   400 for a message nested deeper than prost decodes (100 levels).
 //! - Successful statuses from [`GatewayOptions::success_status`] (Deis's
 //!   201s by default), or the metadata key, else 204 for DELETE, else 200.
 //! - `DEIS_API_VERSION`, `DEIS_PLATFORM_VERSION` and the hyphenated
@@ -162,6 +163,11 @@ pub struct GatewayOptions {
     pub auth_check_method: Option<String>,
     /// What `/readiness` asks. Default: always ready.
     pub readiness: Option<Readiness>,
+    /// Methods (full names) that need no credentials; the OpenAPI document
+    /// marks them `security: []` and every other operation as needing the
+    /// token. The services decide who may call what; this only describes
+    /// it. Default [`deis_public_methods`].
+    pub public_methods: Vec<String>,
 }
 
 impl Default for GatewayOptions {
@@ -175,8 +181,21 @@ impl Default for GatewayOptions {
             truncate_timestamps: true,
             auth_check_method: Some("deis.v2.AuthService.Whoami".to_owned()),
             readiness: None,
+            public_methods: deis_public_methods(),
         }
     }
+}
+
+/// The calls of Deis's public API that need no token: registering, logging
+/// in, and the platform facts a client reads before it logs in.
+pub fn deis_public_methods() -> Vec<String> {
+    [
+        "deis.v2.AuthService.Register",
+        "deis.v2.AuthService.Login",
+        "deis.v2.PlatformService.GetPlatformInfo",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// Deis v2's non-200 answers to successful non-DELETE calls (DELETE is
@@ -676,7 +695,8 @@ where
 }
 
 /// The gRPC request: the message, the caller's headers as metadata
-/// (`authorization` passes unchanged; `grpc-metadata-x` becomes `x`), and
+/// (`authorization` passes unchanged; `grpc-metadata-x` becomes `x`, but
+/// neither `grpc-*` nor `grpc-metadata-grpc-*` reaches gRPC), and
 /// the HTTP request's extensions (peer address, TLS info).
 fn grpc_request(parts: http::request::Parts, message: DynamicMessage) -> tonic::Request<DynamicMessage> {
     let mut headers = HeaderMap::new();
@@ -686,6 +706,12 @@ fn grpc_request(parts: http::request::Parts, message: DynamicMessage) -> tonic::
             continue;
         }
         if let Some(stripped) = n.strip_prefix("grpc-metadata-") {
+            // Metadata, never gRPC's own headers: `grpc-metadata-grpc-encoding`
+            // would make the server refuse the call (501), `…-grpc-timeout`
+            // cut it short.
+            if stripped.starts_with("grpc-") || NOT_FORWARDED.contains(&stripped) {
+                continue;
+            }
             if let Ok(name) = HeaderName::from_bytes(stripped.as_bytes()) {
                 headers.append(name, value.clone());
             }

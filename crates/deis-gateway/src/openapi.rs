@@ -1,7 +1,9 @@
 //! The OpenAPI 3.0 document of a gateway, generated from the same parsed
 //! rules that route requests, so the document and the routes cannot
 //! disagree. Schemas follow the JSON the gateway writes: proto field names,
-//! every field present, unset optional and message fields `null`.
+//! every field present, unset optional and message fields `null`. Every
+//! operation needs the token but those of
+//! [`GatewayOptions::public_methods`](crate::GatewayOptions::public_methods).
 //!
 //! Limits: bindings with a `custom` HTTP method OpenAPI cannot name are
 //! left out; map and repeated-message fields are not offered as query
@@ -107,6 +109,15 @@ impl Generator {
         };
         op.insert("operationId".into(), id.into());
         op.insert("tags".into(), json!([service.name()]));
+        if gateway
+            .options()
+            .public_methods
+            .iter()
+            .any(|m| m == method.full_name())
+        {
+            // Overrides the document's default: no token needed.
+            op.insert("security".into(), json!([]));
+        }
         if let Some(text) = comment(&method.parent_file(), method.path()) {
             let summary = text.lines().next().unwrap_or_default().to_owned();
             op.insert("summary".into(), summary.into());

@@ -14,6 +14,14 @@ use crate::rule::{Rule, resolve_field_path};
 /// Deis (Django REST framework) ignores fields it does not know.
 const DESERIALIZE: DeserializeOptions = DeserializeOptions::new().deny_unknown_fields(false);
 
+/// How deeply messages may nest, as prost's decoder counts (its private
+/// `RECURSION_LIMIT`): every message field, list item and map entry is a
+/// level. The server refuses deeper requests with INTERNAL, so the gateway
+/// refuses them first, with a 400 (`{"values": {"a": {"a": …}}}` 34 deep
+/// is already 101 levels: each JSON object in a `google.protobuf.Value` is
+/// a Struct, a map entry and a Value).
+pub(crate) const MAX_NESTING: usize = 100;
+
 /// How the body is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BodyFormat {
@@ -91,7 +99,40 @@ pub(crate) fn build(
     for ((name, value), fields) in captures.iter().zip(&rule.path_fields) {
         set(&mut message, fields, value).map_err(|e| field_error(name, &e))?;
     }
+    if nesting(&message, MAX_NESTING + 1) > MAX_NESTING {
+        return Err(RestError::bad_request(format!(
+            "The request is nested too deeply: at most {MAX_NESTING} levels."
+        )));
+    }
     Ok(message)
+}
+
+/// How many levels of messages (message fields, list items, map entries)
+/// `message` holds below itself, as prost's decoder counts them, up to
+/// `limit`: the answer is the depth when it is at most `limit`, else `limit`.
+pub(crate) fn nesting(message: &DynamicMessage, limit: usize) -> usize {
+    fn levels(value: &Value, limit: usize) -> usize {
+        match value {
+            Value::Message(inner) if limit > 0 => 1 + nesting(inner, limit - 1),
+            Value::List(items) => items.iter().map(|item| levels(item, limit)).max().unwrap_or(0),
+            // Each entry is a message of its own that holds the value.
+            Value::Map(entries) if limit > 0 => entries
+                .values()
+                .map(|entry| 1 + levels(entry, limit - 1))
+                .max()
+                .unwrap_or(0),
+            Value::Message(_) | Value::Map(_) => 1,
+            _ => 0,
+        }
+    }
+    let mut deepest = 0;
+    for (_, field) in message.fields() {
+        deepest = deepest.max(levels(field, limit).min(limit));
+        if deepest == limit {
+            break;
+        }
+    }
+    deepest
 }
 
 fn field_error(path: &str, error: &str) -> RestError {
@@ -392,5 +433,55 @@ fn json_kind(json: &Json) -> &'static str {
         Json::String(_) => "a string",
         Json::Array(_) => "an array",
         Json::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use prost_reflect::DynamicMessage;
+
+    use super::{DESERIALIZE, MAX_NESTING, nesting};
+
+    /// A SetConfigRequest whose `healthcheck` holds `depth` (≥ 1) nested objects.
+    fn nested(depth: usize) -> DynamicMessage {
+        let desc = deis_proto::DESCRIPTOR_POOL
+            .get_message_by_name("deis.v2.SetConfigRequest")
+            .expect("SetConfigRequest");
+        let mut json = serde_json::json!(1);
+        for _ in 0..depth {
+            json = serde_json::json!({ "a": json });
+        }
+        let body = serde_json::json!({ "healthcheck": json, "values": { "K": "v" } });
+        DynamicMessage::deserialize_with_options(desc, body, &DESERIALIZE).expect("deserialize")
+    }
+
+    #[test]
+    fn nesting_counts_levels_as_prost_decodes_them() {
+        // healthcheck is a Struct (1 level); each of its objects is a map
+        // entry and a Value (2), each object inside a Value one more
+        // Struct (1): 3 levels an object. `values` is a map entry and a
+        // Value: 2.
+        for depth in [1, 2, 10, 33, 34, 40] {
+            let message = nested(depth);
+            let levels = 3 * depth;
+            let counted = nesting(&message, MAX_NESTING + 1);
+            assert_eq!(counted, levels.min(MAX_NESTING + 1), "depth {depth}");
+            // What the server's prost-generated decoder makes of it.
+            let decoded = deis_proto::v2::SetConfigRequest::decode(message.encode_to_vec().as_slice());
+            assert_eq!(
+                decoded.is_ok(),
+                counted <= MAX_NESTING,
+                "depth {depth}: {counted} levels, decoded {:?}",
+                decoded.err()
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_stops_at_the_limit() {
+        let message = nested(40);
+        assert_eq!(nesting(&message, 5), 5);
+        assert_eq!(nesting(&message, 0), 0);
     }
 }

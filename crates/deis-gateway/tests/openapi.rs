@@ -170,3 +170,39 @@ fn documents_deis_shapes() {
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     assert!(text.len() > 10_000);
 }
+
+#[test]
+fn only_the_public_calls_go_without_the_token() {
+    let doc = openapi::document(&gateway());
+    assert_eq!(doc["security"], serde_json::json!([{ "token": [] }]));
+    let mut public = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (verb, op) in item.as_object().into_iter().flatten() {
+            if let Some(security) = op.get("security") {
+                assert_eq!(security, &serde_json::json!([]), "{verb} {path}");
+                public.push(op["operationId"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    public.sort();
+    assert_eq!(
+        public,
+        [
+            "AuthService_Login",
+            "AuthService_Register",
+            "PlatformService_GetPlatformInfo"
+        ]
+    );
+
+    // An option, for gateways over other services.
+    let services = all_v2_services();
+    let names: Vec<&str> = services.iter().map(String::as_str).collect();
+    let options = GatewayOptions {
+        public_methods: Vec::new(),
+        ..GatewayOptions::default()
+    };
+    let gw = Gateway::new(&deis_proto::DESCRIPTOR_POOL, &names, options)
+        .unwrap_or_else(|e| panic!("the deis.v2 rules do not load: {e}"));
+    let doc = openapi::document(&gw);
+    assert!(doc["paths"]["/v2/info"]["get"].get("security").is_none());
+}

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use deis_gateway::{Gateway, GatewayOptions, HTTP_STATUS_METADATA, Readiness, serve_both};
 use deis_proto::v2::apps_service_server::{AppsService, AppsServiceServer};
 use deis_proto::v2::auth_service_server::{AuthService, AuthServiceServer};
+use deis_proto::v2::config_service_server::{ConfigService, ConfigServiceServer};
 use deis_proto::v2::ps_service_server::{PsService, PsServiceServer};
 use deis_proto::v2::*;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -20,7 +21,12 @@ use tonic::service::Routes;
 use tonic::{Response, Status};
 use tower::ServiceExt;
 
-const SERVICES: [&str; 3] = ["deis.v2.AppsService", "deis.v2.AuthService", "deis.v2.PsService"];
+const SERVICES: [&str; 4] = [
+    "deis.v2.AppsService",
+    "deis.v2.AuthService",
+    "deis.v2.PsService",
+    "deis.v2.ConfigService",
+];
 
 /// (method, `authorization` it received)
 type Seen = Vec<(String, Option<String>)>;
@@ -322,10 +328,38 @@ impl PsService for Fake {
     }
 }
 
+#[tonic::async_trait]
+impl ConfigService for Fake {
+    async fn get_config(
+        &self,
+        _request: tonic::Request<GetConfigRequest>,
+    ) -> Result<Response<GetConfigResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+
+    /// Echoes the health checks.
+    async fn set_config(
+        &self,
+        request: tonic::Request<SetConfigRequest>,
+    ) -> Result<Response<SetConfigResponse>, Status> {
+        self.record("SetConfig", &request);
+        let r = request.into_inner();
+        Ok(Response::new(SetConfigResponse {
+            config: Some(Config {
+                app: r.app,
+                healthcheck: r.healthcheck,
+                ..Config::default()
+            }),
+            release_version: 2,
+        }))
+    }
+}
+
 fn routes(fake: &Fake) -> Routes {
     Routes::new(AppsServiceServer::new(fake.clone()))
         .add_service(AuthServiceServer::new(fake.clone()))
         .add_service(PsServiceServer::new(fake.clone()))
+        .add_service(ConfigServiceServer::new(fake.clone()))
 }
 
 fn gateway_with(options: GatewayOptions) -> Gateway {
@@ -617,6 +651,78 @@ async fn authorization_reaches_the_service() {
     .await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(fake.last_auth().as_deref(), Some("token secret"));
+}
+
+#[tokio::test]
+async fn grpc_headers_do_not_pass_as_metadata() {
+    let (gw, fake) = (gateway(), Fake::default());
+    // The server would refuse `bogus` compression (501) and give up after
+    // a nanosecond if these reached it.
+    for (name, value) in [
+        ("grpc-metadata-grpc-encoding", "bogus"),
+        ("grpc-metadata-grpc-timeout", "1n"),
+        ("grpc-metadata-content-type", "text/plain"),
+        ("grpc-encoding", "bogus"),
+    ] {
+        let a = send(&gw, &fake, Method::GET, "/v2/apps/x", &[AUTH, (name, value)], "").await;
+        assert_eq!(a.status, StatusCode::OK, "{name}: {:?}", a.body);
+        assert_eq!(a.json()["id"], "x", "{name}");
+    }
+}
+
+/// `{"healthcheck": {"a": {"a": … 1}}}` with `depth` objects.
+fn nested_healthcheck(depth: usize) -> String {
+    format!(
+        "{{\"healthcheck\":{}1{}}}",
+        "{\"a\":".repeat(depth),
+        "}".repeat(depth)
+    )
+}
+
+#[tokio::test]
+async fn requests_nested_deeper_than_the_server_decodes_get_400() {
+    let (gw, fake) = (gateway(), Fake::default());
+    // Each JSON object inside a Struct is three levels for prost (Struct,
+    // map entry, Value): 33 objects are 99 levels below the request, 34
+    // are 102, more than the 100 prost decodes (the server would answer
+    // INTERNAL, a 500).
+    let ok = send(
+        &gw,
+        &fake,
+        Method::POST,
+        "/v2/apps/x/config",
+        &[AUTH, JSON_TYPE],
+        &nested_healthcheck(33),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
+    let mut echoed = &ok.json()["healthcheck"];
+    for _ in 1..33 {
+        echoed = &echoed["a"];
+    }
+    assert_eq!(echoed["a"].as_f64(), Some(1.0), "{}", ok.json());
+
+    let calls = fake.seen.lock().map(|s| s.len()).unwrap_or_default();
+    for depth in [34, 40, 50, 60, 200] {
+        let a = send(
+            &gw,
+            &fake,
+            Method::POST,
+            "/v2/apps/x/config",
+            &[AUTH, JSON_TYPE],
+            &nested_healthcheck(depth),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{depth}: {:?}", a.body);
+        if depth <= 50 {
+            assert!(
+                a.detail().contains("nested too deeply"),
+                "{depth}: {}",
+                a.detail()
+            );
+        }
+    }
+    assert_eq!(fake.seen.lock().map(|s| s.len()).unwrap_or_default(), calls);
 }
 
 #[tokio::test]

@@ -31,12 +31,22 @@ pub(crate) struct ClusterRt {
 impl ClusterRt {
     /// The next endpoint, round-robin; `None` when there are none.
     pub(crate) fn pick(&self) -> Option<&Arc<EndpointPool>> {
+        self.pick_avoiding(None)
+    }
+
+    /// The next endpoint, round-robin, but not `avoid` (the one a retry
+    /// just failed on) while there is another.
+    pub(crate) fn pick_avoiding(&self, avoid: Option<SocketAddr>) -> Option<&Arc<EndpointPool>> {
         let count = self.endpoints.len();
         if count == 0 {
             return None;
         }
-        self.endpoints
-            .get(self.next.fetch_add(1, Ordering::Relaxed) % count)
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        let chosen = self.endpoints.get(index)?;
+        if count > 1 && Some(chosen.addr) == avoid {
+            return self.endpoints.get((index + 1) % count);
+        }
+        Some(chosen)
     }
 }
 

@@ -379,17 +379,26 @@ async fn forward_raw(
 
 /// `exchange` on the lean path: an idle socket if one is open, else a new
 /// one; connect failures move on to the next endpoint, up to `retries`
-/// times.
+/// times. A safe request (GET, HEAD, OPTIONS) that the upstream drops
+/// before any answer (a process killed, a pooled socket it had just closed)
+/// is sent again to the next endpoint within the same budget: nothing
+/// reached the client yet, and repeating it changes nothing upstream.
 async fn exchange_raw(
     cluster: &ClusterRt,
     parts: &Parts,
     retries: u32,
     attempt: &mut Attempt,
 ) -> Result<(Response<()>, RawFraming, RawConn, Arc<EndpointPool>), ProxyError> {
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let mut start = None;
     let mut failures = 0u32;
+    let mut fail = |error: ProxyError| {
+        failures = failures.saturating_add(1);
+        if failures > retries { Err(error) } else { Ok(()) }
+    };
     loop {
-        let Some(endpoint) = cluster.pick() else {
+        // A retry goes to another endpoint than the one that just failed.
+        let Some(endpoint) = cluster.pick_avoiding(attempt.endpoint) else {
             return Err(ProxyError::NoEndpoints);
         };
         attempt.endpoint = Some(endpoint.addr);
@@ -404,22 +413,30 @@ async fn exchange_raw(
                 }
                 Err(e) => {
                     debug!(upstream = %endpoint.addr, error = %e, "upstream connect failed");
-                    failures = failures.saturating_add(1);
-                    if failures > retries {
-                        return Err(ProxyError::ConnectFailed);
-                    }
+                    fail(ProxyError::ConnectFailed)?;
                     continue;
                 }
             }
         };
         if let Err(e) = raw::send(&mut conn, parts).await {
             debug!(upstream = %endpoint.addr, error = %e, "upstream request failed");
+            if safe {
+                fail(ProxyError::UpstreamReset)?;
+                continue;
+            }
             return Err(ProxyError::UpstreamReset);
         }
-        let (response, framing) = raw::read_head(&mut conn, &parts.method).await.inspect_err(|e| {
-            debug!(upstream = %endpoint.addr, error = ?e, "upstream request failed");
-        })?;
-        return Ok((response, framing, conn, Arc::clone(endpoint)));
+        match raw::read_head(&mut conn, &parts.method).await {
+            Ok((response, framing)) => return Ok((response, framing, conn, Arc::clone(endpoint))),
+            Err(ProxyError::UpstreamReset) if safe => {
+                debug!(upstream = %endpoint.addr, "upstream closed before answering; trying again");
+                fail(ProxyError::UpstreamReset)?;
+            }
+            Err(e) => {
+                debug!(upstream = %endpoint.addr, error = ?e, "upstream request failed");
+                return Err(e);
+            }
+        }
     }
 }
 
@@ -437,7 +454,8 @@ async fn exchange(
     let mut start = None;
     let mut failures = 0u32;
     loop {
-        let Some(endpoint) = cluster.pick() else {
+        // A retry goes to another endpoint than the one that just failed.
+        let Some(endpoint) = cluster.pick_avoiding(attempt.endpoint) else {
             return Err(ProxyError::NoEndpoints);
         };
         attempt.endpoint = Some(endpoint.addr);

@@ -125,7 +125,7 @@ impl Podman {
             "--root".into(),
             self.storage.join("root").display().to_string(),
             "--runroot".into(),
-            self.storage.join("run").display().to_string(),
+            deis_core::images::run_root(&self.storage).display().to_string(),
             "--storage-driver".into(),
             "vfs".into(),
         ]

@@ -24,6 +24,12 @@ pub enum StoreError {
 
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
+        // An update of a row another request deleted meanwhile (an app
+        // destroyed while it was being transferred): it is gone, not a
+        // database failure.
+        if matches!(err, DbErr::RecordNotUpdated) {
+            return StoreError::NotFound("It was deleted meanwhile.".into());
+        }
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(detail)) => StoreError::Duplicate(detail),
             _ => StoreError::Db(err),

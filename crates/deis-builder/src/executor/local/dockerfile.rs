@@ -28,7 +28,7 @@ impl Buildah<'_> {
             .arg("--root")
             .arg(self.storage.join("root"))
             .arg("--runroot")
-            .arg(self.storage.join("run"))
+            .arg(images::run_root(self.storage))
             .arg("--storage-driver")
             .arg("vfs")
     }
