@@ -16,7 +16,7 @@ use clap::Args;
 use deis_auth::PlatformSecret;
 use deis_builder::ImageRegistry;
 use deis_controller::{Controller, ImageScope, ImageVerdict};
-use deis_core::images;
+use deis_images as images;
 use deis_objects::Objects;
 use deis_proto::registry::registry_admin_service_client::RegistryAdminServiceClient;
 use deis_proto::registry::registry_admin_service_server::{
@@ -90,10 +90,14 @@ pub(crate) struct BoundRegistry {
 
 /// The builder's login to the registry at `host`.
 pub(crate) fn builder_login(host: String, secret: &PlatformSecret) -> ImageRegistry {
+    builder_login_with(host, internal_password(secret))
+}
+
+fn builder_login_with(host: String, password: String) -> ImageRegistry {
     ImageRegistry {
         host,
         username: INTERNAL_USER.into(),
-        password: internal_password(secret),
+        password,
         // The platform's registry speaks plain HTTP; put a TLS proxy in
         // front of it to expose it beyond this machine.
         insecure: true,
@@ -103,12 +107,7 @@ pub(crate) fn builder_login(host: String, secret: &PlatformSecret) -> ImageRegis
 impl BoundRegistry {
     /// The builder's login (Dockerfile builds push here).
     pub(crate) fn builder_login(&self) -> ImageRegistry {
-        ImageRegistry {
-            host: self.host.clone(),
-            username: INTERNAL_USER.into(),
-            password: self.password.clone(),
-            insecure: true,
-        }
+        builder_login_with(self.host.clone(), self.password.clone())
     }
 
     /// The runtime's login (image releases are pulled from here).

@@ -50,7 +50,7 @@ fn podman_containers(data: &Path) -> String {
         .arg("--root")
         .arg(storage.join("root"))
         .arg("--runroot")
-        .arg(deis_core::images::run_root(&storage))
+        .arg(deis_images::run_root(&storage))
         .args(["--storage-driver", "vfs", "ps", "--format", "{{.Names}}"])
         .output()
         .expect("podman is needed: run buildtools/test, it installs it");

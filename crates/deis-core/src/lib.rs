@@ -7,7 +7,6 @@
 pub mod cert;
 pub mod config;
 pub mod error;
-pub mod images;
 pub mod names;
 pub mod sshkey;
 pub mod summary;

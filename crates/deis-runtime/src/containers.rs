@@ -110,11 +110,11 @@ impl Podman {
     /// podman, if it is installed, with its storage under `storage`.
     pub(crate) fn find(storage: PathBuf, settings: ContainerSettings) -> Option<Podman> {
         Some(Podman {
-            program: deis_core::images::find_program("podman")?,
+            program: deis_images::find_program("podman")?,
             storage,
             settings,
             init: std::path::Path::new("/usr/libexec/podman/catatonit").exists()
-                || deis_core::images::find_program("catatonit").is_some(),
+                || deis_images::find_program("catatonit").is_some(),
         })
     }
 
@@ -125,7 +125,7 @@ impl Podman {
             "--root".into(),
             self.storage.join("root").display().to_string(),
             "--runroot".into(),
-            deis_core::images::run_root(&self.storage).display().to_string(),
+            deis_images::run_root(&self.storage).display().to_string(),
             "--storage-driver".into(),
             "vfs".into(),
         ]
@@ -195,12 +195,12 @@ impl Podman {
     /// The login as a containers-auth.json (never on a command line).
     async fn write_auth_file(&self) -> Result<PathBuf, String> {
         let path = self.work_dir().join(format!("auth-{}.json", uuid_suffix()));
-        let text = deis_core::images::registry_auth_json(
+        let text = deis_images::registry_auth_json(
             &self.settings.registry,
             &self.settings.username,
             &self.settings.password,
         );
-        deis_core::images::write_private_file(&path, &text)
+        deis_images::write_private_file(&path, &text)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(path)
     }

@@ -538,7 +538,7 @@ impl BuildExecutor for LocalExecutor {
                     .into(),
             ));
         };
-        let Some(buildah) = deis_core::images::find_program("buildah") else {
+        let Some(buildah) = deis_images::find_program("buildah") else {
             return Err(BuildError::Failed(
                 "This app has a Dockerfile, and Dockerfile builds need buildah on the builder's machine: \
                  install it (apt-get install buildah) or remove the Dockerfile to build with a buildpack."

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use deis_core::images;
+use deis_images as images;
 
 use super::process::{Cmd, Output, Session};
 use super::procfile;
