@@ -102,6 +102,10 @@ struct ControllerOpts {
     /// Seconds a release may take to become ready (an app's DEIS_DEPLOY_TIMEOUT overrides it).
     #[arg(long, env = "DEIS_DEPLOY_TIMEOUT", default_value_t = 120)]
     deploy_timeout: u64,
+    /// Also serve the REST API alone on this address, e.g. for an HTTP load balancer
+    /// (the controller's address serves REST beside gRPC either way).
+    #[arg(long, env = "DEIS_REST_ADDR")]
+    rest_addr: Option<SocketAddr>,
 }
 
 #[derive(Args, Clone)]
@@ -439,18 +443,35 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener> {
     })
 }
 
-/// Serves the controller until Ctrl-C, re-applying every app's desired state
-/// first.
-/// Serves the controller, with the services `extend` adds, until Ctrl-C.
+/// The REST API's own listener, when `--rest-addr` asks for one.
+async fn bind_rest(opts: &ControllerOpts) -> Result<Option<tokio::net::TcpListener>> {
+    match opts.rest_addr {
+        Some(addr) => Ok(Some(bind(addr, "REST API").await?)),
+        None => Ok(None),
+    }
+}
+
+/// Serves the controller, with the services `extend` adds (and the REST API
+/// alone on `rest`, if given), until Ctrl-C, re-applying every app's
+/// desired state first.
 async fn serve_controller(
     controller: Controller,
     listener: tokio::net::TcpListener,
+    rest: Option<tokio::net::TcpListener>,
     extend: impl FnOnce(deis_controller::ApiRouter) -> deis_controller::ApiRouter,
 ) -> Result<()> {
     tokio::spawn({
         let controller = controller.clone();
         async move { controller.converge().await }
     });
+    if let Some(rest) = rest {
+        let controller = controller.clone();
+        tokio::spawn(async move {
+            if let Err(e) = controller.serve_rest(rest, shutdown_signal()).await {
+                tracing::error!(error = %e, "the REST API's listener stopped");
+            }
+        });
+    }
     controller
         .serve_with(listener, shutdown_signal(), extend)
         .await
@@ -461,6 +482,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let (store, data_dir) = args.store.open().await?;
     let secret = platform_secret(args.platform_secret.as_deref(), &data_dir)?;
     let listener = bind(args.controller.controller_addr, "controller").await?;
+    let rest_listener = bind_rest(&args.controller).await?;
     let controller_addr = listener.local_addr()?;
     let controller_url = format!("http://{controller_addr}");
     let objects = args.objects.open(&data_dir)?;
@@ -563,6 +585,12 @@ async fn up(args: UpArgs) -> Result<()> {
         "  Registry     {} (OCI; log in with your username and `deis auth:token`)",
         registry.addr
     );
+    if let Some(rest) = &rest_listener {
+        println!(
+            "  REST API     http://{}/v2/ (also on the controller's address)",
+            rest.local_addr()?
+        );
+    }
     println!("  Metrics      http://{}/metrics", metrics_server.addr);
     println!("  Data         {}", data_dir.display());
     println!();
@@ -574,7 +602,10 @@ async fn up(args: UpArgs) -> Result<()> {
     println!("Press Ctrl-C to stop.");
 
     let admin = registry::AdminService::new(registry.registry.clone(), admin_secret);
-    serve_controller(controller, listener, |router| router.add_service(admin)).await?;
+    serve_controller(controller, listener, rest_listener, |router| {
+        router.add_service(admin)
+    })
+    .await?;
     builder.shutdown();
     registry.shutdown().await;
     if let Some(router) = router {
@@ -591,6 +622,7 @@ async fn controller(args: ControllerArgs) -> Result<()> {
     let (store, data_dir) = args.store.open().await?;
     let secret = platform_secret(args.platform_secret.as_deref(), &data_dir)?;
     let listener = bind(args.controller.controller_addr, "controller").await?;
+    let rest_listener = bind_rest(&args.controller).await?;
     let config = args
         .controller
         .config(args.builder_host.clone(), args.builder_port);
@@ -650,8 +682,14 @@ async fn controller(args: ControllerArgs) -> Result<()> {
     .serve(&args.metrics, metrics::Component::Controller)
     .await?;
     tracing::info!(addr = %listener.local_addr()?, "controller listening");
+    if let Some(rest) = &rest_listener {
+        tracing::info!(addr = %rest.local_addr()?, "REST API listening");
+    }
     let admin = registry::AdminService::new(registry.registry.clone(), admin_secret);
-    serve_controller(controller, listener, |router| router.add_service(admin)).await?;
+    serve_controller(controller, listener, rest_listener, |router| {
+        router.add_service(admin)
+    })
+    .await?;
     registry.shutdown().await;
     scheduler.shutdown().await;
     Ok(())

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod rest;
 pub mod up;
 
 use std::path::{Path, PathBuf};

@@ -40,6 +40,8 @@ pub struct UpServer {
     pub metrics_addr: String,
     /// The container registry (`host:port`).
     pub registry_addr: String,
+    /// The REST API's own address (`http://host:port`), with `--rest-addr`.
+    pub rest_url: Option<String>,
 }
 
 /// A loopback port that was free a moment ago (for services whose port
@@ -110,7 +112,7 @@ impl UpServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         let (mut url, mut builder_port, mut xds_addr, mut http_port) = (None, None, None, None);
         let mut logs: Option<(String, String)> = None;
-        let (mut metrics_addr, mut registry_addr) = (None, None);
+        let (mut metrics_addr, mut registry_addr, mut rest_url) = (None, None, None);
         let mut banner = String::new();
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();
@@ -140,6 +142,12 @@ impl UpServer {
             if let Some(rest) = line.trim().strip_prefix("Metrics      http://") {
                 metrics_addr = rest.strip_suffix("/metrics").map(str::to_owned);
             }
+            if let Some(rest) = line.trim().strip_prefix("REST API") {
+                rest_url = rest
+                    .split_whitespace()
+                    .next()
+                    .map(|u| u.trim_end_matches("/v2/").to_owned());
+            }
             if let Some(rest) = line.trim().strip_prefix("Registry") {
                 registry_addr = rest.split_whitespace().next().map(str::to_owned);
             }
@@ -167,6 +175,7 @@ impl UpServer {
             logger_addr,
             metrics_addr,
             registry_addr,
+            rest_url,
         }
     }
 

@@ -4,7 +4,7 @@
 //! collaborators everything except destroy, share and transfer; anyone else
 //! nothing. Keys and certificates belong to their user alone.
 
-use deis_core::Error;
+use deis_core::{Error, Resource};
 use deis_store::{App, User};
 use tonic::Request;
 use tonic::metadata::MetadataMap;
@@ -124,7 +124,7 @@ impl Controller {
             .store
             .find_app(id)
             .await?
-            .ok_or_else(|| Error::not_found(format!("App {id} does not exist.")))
+            .ok_or_else(|| Error::no_such(Resource::App, id))
     }
 
     /// A user by name, or NOT_FOUND.
@@ -133,7 +133,7 @@ impl Controller {
             .store
             .find_user(username)
             .await?
-            .ok_or_else(|| Error::not_found(format!("User {username} does not exist.")))
+            .ok_or_else(|| Error::no_such(Resource::User, username))
     }
 }
 

@@ -169,7 +169,7 @@ pub(crate) fn release(r: &deis_store::Release) -> pb::Release {
         summary: r.summary.clone(),
         failed: r.failed,
         config: r.config_uuid.clone(),
-        build: r.build_uuid.clone().unwrap_or_default(),
+        build: r.build_uuid.clone(),
         created: Some(timestamp(r.created)),
         updated: Some(timestamp(r.updated)),
     }

@@ -14,6 +14,7 @@ mod events;
 mod metrics;
 mod release;
 mod routing;
+mod serve;
 mod services;
 mod status;
 
@@ -26,7 +27,6 @@ use deis_auth::{LoginLimiter, LoginLimits, PlatformSecret};
 use deis_scheduler::{LogService, Scheduler};
 use deis_store::Store;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 pub use access::{ImageScope, ImageVerdict};
 pub use error::HTTP_STATUS_METADATA;
@@ -256,7 +256,8 @@ impl Controller {
         services::sync_all_drains(self).await
     }
 
-    /// The gRPC router with every service, reflection and health.
+    /// The gRPC services with reflection and health (served with the REST
+    /// gateway in front by [`Controller::serve_with`]).
     pub fn router(&self) -> services::ApiRouter {
         services::router(self)
     }
@@ -274,27 +275,34 @@ impl Controller {
         &self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), tonic::transport::Error> {
+    ) -> std::io::Result<()> {
         self.serve_with(listener, shutdown, |router| router).await
     }
 
     /// Serves the API and the services `extend` adds beside it (those of
     /// components the controller does not depend on, such as the
-    /// registry's administration) on `listener` until `shutdown` resolves.
+    /// registry's administration) on `listener` until `shutdown` resolves:
+    /// gRPC, and REST told apart by content type.
     pub async fn serve_with(
         &self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
         extend: impl FnOnce(ApiRouter) -> ApiRouter,
-    ) -> Result<(), tonic::transport::Error> {
-        // Without TCP_NODELAY, small responses wait for the peer's delayed
-        // ACK (~40 ms on Linux).
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(Duration::from_secs(60)));
-        extend(self.router())
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
+    ) -> std::io::Result<()> {
+        let service = services::layered(self, extend(self.router()), services::Surface::GrpcAndRest);
+        serve::serve(service, listener, shutdown).await
+    }
+
+    /// Serves only the REST API (the gateway, through the same service
+    /// stack) on `listener` until `shutdown` resolves: for a port of its
+    /// own, e.g. behind an HTTP load balancer.
+    pub async fn serve_rest(
+        &self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let service = services::layered(self, self.router(), services::Surface::RestOnly);
+        serve::serve(service, listener, shutdown).await
     }
 }
 
@@ -303,10 +311,7 @@ impl Controller {
 pub async fn spawn(
     controller: Controller,
     addr: SocketAddr,
-) -> std::io::Result<(
-    SocketAddr,
-    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
-)> {
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let task = tokio::spawn(async move { controller.serve(listener, std::future::pending()).await });

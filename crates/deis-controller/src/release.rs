@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::SecondsFormat;
-use deis_core::{ConfigChanges, Error, summary};
+use deis_core::{ConfigChanges, Error, Resource, summary};
 use deis_scheduler::{BuildKind, BuildSpec, DeploySpec, ReleaseSpec, RunOutcome, RunSpec, SchedulerError};
 use deis_store::{App, Build, BuildSource, Config, ConfigSource, NewBuild, Release, ReleaseState};
 
@@ -220,7 +220,7 @@ impl Controller {
         app: &App,
         new: NewBuild,
     ) -> deis_core::Result<(Build, Release)> {
-        deis_core::validate::procfile(&new.procfile)?;
+        deis_core::validate::procfile(&new.procfile).map_err(|e| e.on_field("procfile"))?;
         let _guard = self.lock_app(&app.uuid).await;
         let app = self.find_app(&app.name).await?;
         let current = self.inner.store.current_state(&app).await?;
@@ -307,7 +307,7 @@ impl Controller {
             .store
             .release_state(&app, version)
             .await?
-            .ok_or_else(|| Error::not_found(format!("Release v{version} does not exist.")))?;
+            .ok_or_else(|| Error::no_such(Resource::Release, format_args!("v{version}")))?;
         if prev.release.failed {
             return Err(Error::invalid("Cannot roll back to failed release."));
         }

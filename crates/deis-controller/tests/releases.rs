@@ -99,8 +99,8 @@ async fn config_changes_make_releases_with_deis_summaries() {
     let r = releases(&mut c, &alice, "web").await;
     assert_eq!(r.len(), 1);
     assert_eq!(
-        (r[0].version, r[0].summary.as_str(), r[0].build.as_str()),
-        (1, "alice created initial release", "")
+        (r[0].version, r[0].summary.as_str(), r[0].build.as_deref()),
+        (1, "alice created initial release", None)
     );
 
     let config = set(

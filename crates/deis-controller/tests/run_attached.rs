@@ -384,7 +384,7 @@ struct EchoPlatform {
     token: String,
     seen: mpsc::UnboundedReceiver<Seen>,
     _store: deis_testkit::StoreGuard,
-    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Drop for EchoPlatform {

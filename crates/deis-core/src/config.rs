@@ -115,33 +115,38 @@ impl ConfigData {
     /// given replaces the stored probe whole, so switching a probe from
     /// `httpGet` to `tcpSocket` does not leave two handlers behind.
     pub fn apply(&self, changes: &ConfigChanges) -> Result<ConfigData> {
+        // Deis reports these per request field: `{"memory": ["…"]}`.
         for (k, v) in &changes.values {
             if let Some(v) = v {
-                check_value(k, v)?;
+                check_value(k, v).map_err(|e| e.on_field("values"))?;
             }
         }
         for (k, v) in &changes.memory {
             if let Some(v) = v {
-                validate::process_type(k)?;
-                memory_limit(v)?;
+                validate::process_type(k)
+                    .and_then(|()| memory_limit(v))
+                    .map_err(|e| e.on_field("memory"))?;
             }
         }
         for (k, v) in &changes.cpu {
             if let Some(v) = v {
-                validate::process_type(k)?;
-                cpu_limit(v)?;
+                validate::process_type(k)
+                    .and_then(|()| cpu_limit(v))
+                    .map_err(|e| e.on_field("cpu"))?;
             }
         }
         for (k, v) in &changes.termination_grace_period {
             if let Some(v) = v {
-                validate::process_type(k)?;
-                termination_grace_period(k, v)?;
+                validate::process_type(k)
+                    .and_then(|()| termination_grace_period(k, v))
+                    .map_err(|e| e.on_field("termination_grace_period"))?;
             }
         }
         for (k, v) in &changes.tags {
             if let Some(v) = v {
-                validate::label_key(k)?;
-                validate::label_value(v)?;
+                validate::label_key(k)
+                    .and_then(|()| validate::label_value(v))
+                    .map_err(|e| e.on_field("tags"))?;
             }
         }
         // Registry keys are stored lower-cased; lower-case the request too so
@@ -153,14 +158,14 @@ impl ConfigData {
             .collect();
         for (k, v) in &changes.registry {
             if !CONFIG_KEY.is_match(k) || k.len() > MAX_KEY_BYTES {
-                return Err(Error::invalid(CONFIG_KEY_MESSAGE));
+                return Err(Error::invalid(CONFIG_KEY_MESSAGE).on_field("registry"));
             }
             if let Some(v) = v {
-                check_free_text("registry", k, v)?;
+                check_free_text("registry", k, v).map_err(|e| e.on_field("registry"))?;
             }
         }
         let health_change = match &changes.healthcheck {
-            Some(hc) => Some(parse_healthcheck_change(hc)?),
+            Some(hc) => Some(parse_healthcheck_change(hc).map_err(|e| e.on_field("healthcheck"))?),
             None => None,
         };
 

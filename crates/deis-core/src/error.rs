@@ -55,6 +55,69 @@ pub struct Error {
     pub kind: ErrorKind,
     /// The message shown to the user (Deis's wording where Deis has one).
     pub message: String,
+    /// The request field the error is about, when it is about one (Deis
+    /// answers those as `{"<field>": ["<message>"]}`).
+    pub field: Option<&'static str>,
+    /// For "no such thing" errors: the kind of thing looked up.
+    pub resource: Option<Resource>,
+}
+
+/// The things a request can name that may not exist, by Deis's model names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// An application.
+    App,
+    /// A build.
+    Build,
+    /// A release.
+    Release,
+    /// A custom domain.
+    Domain,
+    /// A TLS certificate.
+    Certificate,
+    /// An SSH key.
+    Key,
+    /// A user account.
+    User,
+}
+
+impl Resource {
+    /// Deis's model name (`No App matches the given query.`).
+    pub fn model_name(self) -> &'static str {
+        match self {
+            Resource::App => "App",
+            Resource::Build => "Build",
+            Resource::Release => "Release",
+            Resource::Domain => "Domain",
+            Resource::Certificate => "Certificate",
+            Resource::Key => "Key",
+            Resource::User => "User",
+        }
+    }
+
+    /// How a message names it.
+    fn noun(self) -> &'static str {
+        match self {
+            Resource::Key => "SSH key",
+            other => other.model_name(),
+        }
+    }
+}
+
+impl Error {
+    /// A [`ErrorKind::NotFound`] error for a named thing: "App foo does not exist."
+    pub fn no_such(resource: Resource, name: impl fmt::Display) -> Self {
+        let mut error = Error::not_found(format!("{} {name} does not exist.", resource.noun()));
+        error.resource = Some(resource);
+        error
+    }
+
+    /// The same error, about the request field `field`.
+    #[must_use]
+    pub fn on_field(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
+    }
 }
 
 impl fmt::Display for Error {
@@ -72,7 +135,7 @@ macro_rules! constructors {
             $(
                 #[doc = concat!("An error of kind [`ErrorKind::", stringify!($kind), "`].")]
                 pub fn $name(message: impl Into<String>) -> Self {
-                    Error { kind: ErrorKind::$kind, message: message.into() }
+                    Error { kind: ErrorKind::$kind, message: message.into(), field: None, resource: None }
                 }
             )*
         }

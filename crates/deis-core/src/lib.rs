@@ -13,4 +13,4 @@ pub mod summary;
 pub mod validate;
 
 pub use config::{ConfigChanges, ConfigData};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Resource, Result};

@@ -59,6 +59,9 @@ pub(crate) struct RestError {
     pub(crate) detail: String,
     /// For 405 and OPTIONS: the methods the path accepts.
     pub(crate) allow: Vec<Method>,
+    /// Deis's irregular error bodies (`{"field": ["…"]}`, a bare string)
+    /// in place of `{"detail": …}`.
+    pub(crate) body: Option<serde_json::Value>,
 }
 
 impl RestError {
@@ -67,6 +70,7 @@ impl RestError {
             status,
             detail: detail.into(),
             allow: Vec::new(),
+            body: None,
         }
     }
 
@@ -83,6 +87,7 @@ impl RestError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             detail: format!("Method \"{method}\" not allowed."),
             allow,
+            body: None,
         }
     }
 

@@ -351,6 +351,12 @@ impl Gateway {
         GatewayLayer::new(self.clone())
     }
 
+    /// A tower layer for a port that serves REST only: gRPC requests are
+    /// refused with UNIMPLEMENTED (in gRPC form, so gRPC clients can say why).
+    pub fn rest_only_layer(&self) -> GatewayLayer {
+        GatewayLayer::rest_only(self.clone())
+    }
+
     /// The JSON of a message as the gateway writes it (for per-endpoint hooks).
     pub fn to_json(&self, message: &DynamicMessage) -> Result<serde_json::Value, serde_json::Error> {
         self.inner.encoder.message(message)
@@ -437,6 +443,7 @@ impl Gateway {
             None => None,
         };
         let message = request::build(rule, &captures, parts.uri.query(), body)?;
+        let origin = origin(&parts);
         let grpc_request = grpc_request(parts, message);
 
         let mut client = grpc_client(grpc).await?;
@@ -459,10 +466,16 @@ impl Gateway {
                 .await
                 .map_err(|s| response::from_status(&s))?;
             let status = self.success_status(rule, response.metadata());
-            let json = self.inner.encoder.body(rule, response.get_ref()).map_err(|e| {
+            if let Some(raw) = response::http_body(rule, response.get_ref()) {
+                return Ok(raw.into_response(status));
+            }
+            let mut json = self.inner.encoder.body(rule, response.get_ref()).map_err(|e| {
                 tracing::warn!(method = rule.method().full_name(), error = %e, "cannot encode a response as JSON");
                 RestError::new(StatusCode::INTERNAL_SERVER_ERROR, "Server Error")
             })?;
+            if let Some(origin) = origin {
+                response::absolute_page_links(&mut json, &origin);
+            }
             Ok(response::json(status, &json))
         }
     }
@@ -698,6 +711,31 @@ where
 /// (`authorization` passes unchanged; `grpc-metadata-x` becomes `x`, but
 /// neither `grpc-*` nor `grpc-metadata-grpc-*` reaches gRPC), and
 /// the HTTP request's extensions (peer address, TLS info).
+/// `scheme://host` of the request as its client addressed it (behind a
+/// proxy, `X-Forwarded-Proto` says the scheme), for absolute page links.
+fn origin(parts: &http::request::Parts) -> Option<String> {
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str))?;
+    // A Host header is client input: only a plain host[:port] goes into links.
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+    {
+        return None;
+    }
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok());
+    let https = forwarded == Some("https") || parts.uri.scheme_str() == Some("https");
+    let scheme = if https { "https" } else { "http" };
+    Some(format!("{scheme}://{host}"))
+}
+
 fn grpc_request(parts: http::request::Parts, message: DynamicMessage) -> tonic::Request<DynamicMessage> {
     let mut headers = HeaderMap::new();
     for (name, value) in &parts.headers {

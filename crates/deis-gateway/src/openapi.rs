@@ -16,6 +16,7 @@ use http::StatusCode;
 use prost_reflect::{FieldDescriptor, FileDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value as Json, json};
 
+use crate::response::HTTP_BODY;
 use crate::{Gateway, Rule};
 
 /// The component holding the `{"detail": …}` error body.
@@ -59,10 +60,22 @@ pub fn document(gateway: &Gateway) -> Json {
     schemas.insert(
         ERROR_SCHEMA.into(),
         json!({
-            "type": "object",
-            "description": "Every error: the message of the failed call.",
-            "properties": { "detail": { "type": "string" } },
-            "required": ["detail"],
+            "description": "An error, in one of Deis's three shapes: `{\"detail\": …}`; \
+                per-field validation errors `{\"<field>\": [\"<message>\", …]}`; or, for \
+                a named thing that does not exist, a bare string.",
+            "anyOf": [
+                {
+                    "type": "object",
+                    "properties": { "detail": { "type": "string" } },
+                    "required": ["detail"],
+                },
+                {
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": { "type": "array", "items": { "type": "string" } },
+                },
+                { "type": "string" },
+            ],
         }),
     );
     json!({
@@ -178,7 +191,22 @@ impl Generator {
             "description".into(),
             status.canonical_reason().unwrap_or("Success").into(),
         );
-        if status != StatusCode::NO_CONTENT {
+        let raw = match &rule.response_field {
+            Some(field) => matches!(field.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY),
+            None => method.output().full_name() == HTTP_BODY,
+        };
+        let mut responses = Map::new();
+        if raw {
+            success.insert(
+                "description".into(),
+                "The body as is, with its own content type (e.g. text/plain).".into(),
+            );
+            success.insert(
+                "content".into(),
+                json!({ "*/*": { "schema": { "type": "string", "format": "binary" } } }),
+            );
+            responses.insert("204".into(), json!({ "description": "Nothing to send yet." }));
+        } else if status != StatusCode::NO_CONTENT {
             let schema = match &rule.response_field {
                 Some(field) => self.value_schema(field),
                 None => self.reference(&method.output()),
@@ -196,20 +224,19 @@ impl Generator {
             };
             success.insert("content".into(), json!({ content_type: { "schema": schema } }));
         }
-        op.insert(
-            "responses".into(),
+        responses.insert(status.as_str().into(), Json::Object(success));
+        responses.insert(
+            "default".into(),
             json!({
-                status.as_str(): success,
-                "default": {
-                    "description": "Error",
-                    "content": {
-                        "application/json": {
-                            "schema": { "$ref": format!("#/components/schemas/{ERROR_SCHEMA}") },
-                        },
+                "description": "Error",
+                "content": {
+                    "application/json": {
+                        "schema": { "$ref": format!("#/components/schemas/{ERROR_SCHEMA}") },
                     },
                 },
             }),
         );
+        op.insert("responses".into(), Json::Object(responses));
         Json::Object(op)
     }
 

@@ -11,6 +11,7 @@ use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Ser
 use serde_json::Value as Json;
 use tonic::body::Body;
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 use crate::error::RestError;
 use crate::rule::Rule;
@@ -107,6 +108,77 @@ impl JsonEncoder {
     }
 }
 
+/// The full name of the message whose content is sent as the HTTP body
+/// itself rather than as JSON (grpc-gateway's convention).
+pub(crate) const HTTP_BODY: &str = "google.api.HttpBody";
+
+/// A `google.api.HttpBody` answer: raw bytes with their content type.
+pub(crate) struct RawBody {
+    content_type: String,
+    data: Bytes,
+}
+
+impl RawBody {
+    /// The response; empty data with a 204 status (the controller's way of
+    /// saying "nothing yet", as Deis's logs endpoint does) sends no body.
+    pub(crate) fn into_response(self, status: StatusCode) -> Response<Body> {
+        if status == StatusCode::NO_CONTENT {
+            return empty(status);
+        }
+        let mut response = Response::new(Body::new(http_body_util::Full::new(self.data)));
+        *response.status_mut() = status;
+        let content_type = HeaderValue::from_str(&self.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+        response.headers_mut().insert(CONTENT_TYPE, content_type);
+        response
+    }
+}
+
+/// The raw body a rule sends, when its response (or its `response_body`
+/// field) is a `google.api.HttpBody`.
+pub(crate) fn http_body(rule: &Rule, message: &DynamicMessage) -> Option<RawBody> {
+    let body = match &rule.response_field {
+        Some(field) => match field.kind() {
+            Kind::Message(inner) if inner.full_name() == HTTP_BODY => {
+                message.get_field(field).as_message()?.clone()
+            }
+            _ => return None,
+        },
+        None if message.descriptor().full_name() == HTTP_BODY => message.clone(),
+        None => return None,
+    };
+    let content_type = body
+        .get_field_by_name("content_type")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let data = body
+        .get_field_by_name("data")
+        .and_then(|v| v.as_bytes().cloned())
+        .unwrap_or_default();
+    Some(RawBody { content_type, data })
+}
+
+/// Deis's pages link to their neighbours with absolute URLs (Django
+/// REST framework's `build_absolute_uri`); the controller sends them
+/// relative to the API root, so they are completed with the origin the
+/// client used.
+pub(crate) fn absolute_page_links(json: &mut Json, origin: &str) {
+    let Json::Object(object) = json else {
+        return;
+    };
+    if !object.contains_key("results") {
+        return;
+    }
+    for key in ["next", "previous"] {
+        if let Some(Json::String(link)) = object.get_mut(key)
+            && link.starts_with('/')
+        {
+            link.insert_str(0, origin);
+        }
+    }
+}
+
 /// `2026-01-02T03:04:05.123Z` → `2026-01-02T03:04:05Z`.
 fn truncate_fraction(text: &mut String) {
     if let Some(dot) = text.find('.')
@@ -157,7 +229,42 @@ pub(crate) fn detail(status: &Status) -> String {
 }
 
 pub(crate) fn from_status(status: &Status) -> RestError {
-    RestError::new(http_status(status), detail(status))
+    let mut error = RestError::new(http_status(status), detail(status));
+    error.body = deis_error_body(status);
+    error
+}
+
+/// The bodies Deis gives where it does not use `{"detail": …}`, read from
+/// the status's google.rpc details: per-field validation errors (a
+/// `BadRequest`) as `{"<field>": ["<message>", …]}`, and a lookup of a
+/// thing that does not exist (NOT_FOUND with a `ResourceInfo`) as Django's
+/// bare JSON string `"No <Model> matches the given query."`.
+fn deis_error_body(status: &Status) -> Option<Json> {
+    let details = status.get_error_details();
+    if let Some(bad_request) = details.bad_request()
+        && !bad_request.field_violations.is_empty()
+    {
+        let mut fields = serde_json::Map::new();
+        for violation in &bad_request.field_violations {
+            let messages = fields
+                .entry(violation.field.clone())
+                .or_insert_with(|| Json::Array(Vec::new()));
+            if let Json::Array(messages) = messages {
+                messages.push(Json::String(violation.description.clone()));
+            }
+        }
+        return Some(Json::Object(fields));
+    }
+    if status.code() == Code::NotFound
+        && let Some(resource) = details.resource_info()
+        && !resource.resource_type.is_empty()
+    {
+        return Some(Json::String(format!(
+            "No {} matches the given query.",
+            resource.resource_type
+        )));
+    }
+    None
 }
 
 /// A JSON response (no body for 204 and 304).
@@ -191,7 +298,11 @@ pub(crate) fn text(status: StatusCode, text: &'static str) -> Response<Body> {
 }
 
 pub(crate) fn error(error: &RestError) -> Response<Body> {
-    let mut response = json(error.status, &serde_json::json!({ "detail": error.detail }));
+    let body = match &error.body {
+        Some(body) => body.clone(),
+        None => serde_json::json!({ "detail": error.detail }),
+    };
+    let mut response = json(error.status, &body);
     if !error.allow.is_empty()
         && let Ok(value) = HeaderValue::from_str(&allow_list(&error.allow))
     {

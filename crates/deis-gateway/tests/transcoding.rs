@@ -19,6 +19,7 @@ use serde_json::{Value as Json, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::service::Routes;
 use tonic::{Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 use tower::ServiceExt;
 
 const SERVICES: [&str; 4] = [
@@ -110,6 +111,15 @@ impl AppsService for Fake {
             "" => Ok(Response::new(CreateAppResponse {
                 app: Some(app("generated-name")),
             })),
+            // A per-field validation error, as the controller sends it.
+            "Bad_Name" => Err(Status::with_error_details(
+                tonic::Code::InvalidArgument,
+                "App name must start with an alphabetic character.",
+                ErrorDetails::with_bad_request_violation(
+                    "id",
+                    "App name must start with an alphabetic character.",
+                ),
+            )),
             _ => Ok(Response::new(CreateAppResponse { app: Some(app(&id)) })),
         }
     }
@@ -122,7 +132,7 @@ impl AppsService for Fake {
         let r = request.into_inner();
         Ok(Response::new(ListAppsResponse {
             count: 2,
-            next: Some(format!("limit={}&offset={}", r.limit, r.offset)),
+            next: Some(format!("/v2/apps?limit={}&offset={}", r.limit, r.offset)),
             previous: None,
             results: vec![app("one"), app("two")],
         }))
@@ -138,6 +148,14 @@ impl AppsService for Fake {
         if id == "missing" {
             // No HTTP status metadata: the code table decides.
             return Err(Status::not_found("No App matches the given query."));
+        }
+        if id == "gone" {
+            // A lookup by name: Deis answers Django's bare-string 404.
+            return Err(Status::with_error_details(
+                tonic::Code::NotFound,
+                "App gone does not exist.",
+                ErrorDetails::with_resource_info("App", "", "", "App gone does not exist."),
+            ));
         }
         Ok(Response::new(GetAppResponse { app: Some(app(&id)) }))
     }
@@ -189,6 +207,29 @@ impl AppsService for Fake {
             lines: vec![format!("{} {} {}", r.app, r.log_lines, r.process)],
             entries: Vec::new(),
         }))
+    }
+
+    async fn get_log_text(
+        &self,
+        request: tonic::Request<GetLogTextRequest>,
+    ) -> Result<Response<deis_proto::google::api::HttpBody>, Status> {
+        self.record("GetLogText", &request);
+        let r = request.into_inner();
+        let data = if r.app == "quiet" {
+            Vec::new()
+        } else {
+            format!("{} line one\n{} line two\n", r.app, r.app).into_bytes()
+        };
+        let empty = data.is_empty();
+        let mut response = Response::new(deis_proto::google::api::HttpBody {
+            content_type: "text/plain; charset=utf-8".to_owned(),
+            data,
+            extensions: Vec::new(),
+        });
+        if empty && let Ok(value) = "204".parse() {
+            response.metadata_mut().insert(HTTP_STATUS_METADATA, value);
+        }
+        Ok(response)
     }
 
     type FollowLogsStream = Stream<FollowLogsResponse>;
@@ -517,14 +558,18 @@ async fn list_endpoints_take_limit_and_offset() {
         &fake,
         Method::GET,
         "/v2/apps?limit=5&offset=10&format=json",
-        &[AUTH],
+        &[AUTH, ("host", "deis.example.com:8000")],
         "",
     )
     .await;
     assert_eq!(a.status, StatusCode::OK);
     let body = a.json();
     assert_eq!(body["count"], 2);
-    assert_eq!(body["next"], "limit=5&offset=10");
+    // Links relative to the API root come back absolute, as Django's do.
+    assert_eq!(
+        body["next"],
+        "http://deis.example.com:8000/v2/apps?limit=5&offset=10"
+    );
     assert_eq!(body["previous"], Json::Null, "Deis's envelope has every key");
     assert_eq!(body["results"].as_array().map(Vec::len), Some(2));
     assert_eq!(body["results"][1]["id"], "two");
@@ -538,14 +583,56 @@ async fn list_endpoints_take_limit_and_offset() {
         &gw,
         &fake,
         Method::GET,
-        "/v2/apps/a/logs?logLines=7&process=web",
+        "/v2/apps/a/logs/entries?logLines=7&process=web",
         &[AUTH],
         "",
     )
     .await;
     assert_eq!(a.json()["lines"], json!(["a 7 web"]));
-    let a = send(&gw, &fake, Method::GET, "/v2/apps/a/logs?log_lines=", &[AUTH], "").await;
+    let a = send(
+        &gw,
+        &fake,
+        Method::GET,
+        "/v2/apps/a/logs/entries?log_lines=",
+        &[AUTH],
+        "",
+    )
+    .await;
     assert_eq!(a.json()["lines"], json!(["a 0 "]));
+}
+
+#[tokio::test]
+async fn http_body_responses_are_sent_raw() {
+    let (gw, fake) = (gateway(), Fake::default());
+    let a = send(&gw, &fake, Method::GET, "/v2/apps/a/logs", &[AUTH], "").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(a.body, Bytes::from_static(b"a line one\na line two\n"));
+    // Nothing to send and the service says 204: no body at all.
+    let a = send(&gw, &fake, Method::GET, "/v2/apps/quiet/logs", &[AUTH], "").await;
+    assert_eq!((a.status, a.body.len()), (StatusCode::NO_CONTENT, 0));
+}
+
+#[tokio::test]
+async fn deis_irregular_error_bodies_come_from_the_error_details() {
+    let (gw, fake) = (gateway(), Fake::default());
+    let a = send(
+        &gw,
+        &fake,
+        Method::POST,
+        "/v2/apps",
+        &[JSON_TYPE, AUTH],
+        r#"{"id":"Bad_Name"}"#,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json(),
+        json!({"id": ["App name must start with an alphabetic character."]})
+    );
+    let a = send(&gw, &fake, Method::GET, "/v2/apps/gone", &[AUTH], "").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.json(), json!("No App matches the given query."));
 }
 
 #[tokio::test]

@@ -89,7 +89,7 @@ pub struct TestPlatform {
     /// Which backend the store uses.
     pub backend: &'static str,
     _guard: StoreGuard,
-    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Drop for TestPlatform {

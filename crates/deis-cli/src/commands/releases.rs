@@ -86,8 +86,8 @@ pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
             }
             ctx.out.header(format!("{} Release v{number}", app.name));
             let mut rows = Vec::new();
-            if !release.build.is_empty() {
-                rows.push(("build:", release.build.clone()));
+            if let Some(build) = &release.build {
+                rows.push(("build:", build.clone()));
             }
             rows.extend([
                 ("config:", release.config.clone()),

@@ -6,16 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deis_core::{Error, names, summary, validate};
+use deis_proto::google::api::HttpBody;
 use deis_proto::v2::{
     CreateAppRequest, CreateAppResponse, DeleteAppRequest, DeleteAppResponse, FollowLogsRequest,
-    GetAppRequest, GetAppResponse, GetLogsRequest, GetLogsResponse, ListAppsRequest, ListAppsResponse,
-    ListPodsRequest, ListPodsResponse, Pod, RestartPodsRequest, RestartPodsResponse, RunAttachedRequest,
-    RunAttachedResponse, RunCommandRequest, RunCommandResponse, RunExit, ScalePodsRequest, ScalePodsResponse,
-    TransferAppRequest, TransferAppResponse, apps_service_server::AppsService, ps_service_server::PsService,
-    run_attached_request, run_attached_response,
+    GetAppRequest, GetAppResponse, GetLogTextRequest, GetLogsRequest, GetLogsResponse, ListAppsRequest,
+    ListAppsResponse, ListPodsRequest, ListPodsResponse, Pod, RestartPodsRequest, RestartPodsResponse,
+    RunAttachedRequest, RunAttachedResponse, RunCommandRequest, RunCommandResponse, RunExit,
+    ScalePodsRequest, ScalePodsResponse, TransferAppRequest, TransferAppResponse,
+    apps_service_server::AppsService, ps_service_server::PsService, run_attached_request,
+    run_attached_response,
 };
 use deis_scheduler::{
-    ProcessInfo, ProcessSelector, RunInput, RunIo, RunOutput, RunSpec, Scheduler, SchedulerError, TtySize,
+    ProcessInfo, ProcessSelector, ProcessState, RunInput, RunIo, RunOutput, RunSpec, Scheduler,
+    SchedulerError, TtySize,
 };
 use deis_store::{App, StoreError, User};
 use futures::Stream;
@@ -70,7 +73,7 @@ impl Api {
     async fn create_named_app(&self, owner: &User, requested: &str) -> deis_core::Result<App> {
         let reserved = &self.inner.config.reserved_names;
         if !requested.is_empty() {
-            validate::app_id(requested, reserved)?;
+            validate::app_id(requested, reserved).map_err(|e| e.on_field("id"))?;
             return match self
                 .inner
                 .store
@@ -78,7 +81,7 @@ impl Api {
                 .await
             {
                 Err(StoreError::Duplicate(_)) => {
-                    Err(Error::already_exists("Application with this id already exists."))
+                    Err(Error::already_exists("Application with this id already exists.").on_field("id"))
                 }
                 other => Ok(other?),
             };
@@ -202,7 +205,10 @@ impl Api {
         };
         // Not while a release of the app rolls out.
         let _guard = self.lock_app(&app.uuid).await;
-        let processes = self.inner.scheduler.restart(&app.name, &selector).await?;
+        let mut processes = self.inner.scheduler.restart(&app.name, &selector).await?;
+        // The replaced processes are on their way out; the answer is the
+        // processes that took their place (and the others).
+        processes.retain(|p| p.state != ProcessState::Terminating);
         self.inner
             .event(&app.name, &format!("{} restarted processes", user.username));
         Ok(RestartPodsResponse {
@@ -332,6 +338,10 @@ impl AppsService for Api {
 
     async fn get_logs(&self, request: Request<GetLogsRequest>) -> Result<Response<GetLogsResponse>, Status> {
         respond(self.do_get_logs(request).await)
+    }
+
+    async fn get_log_text(&self, request: Request<GetLogTextRequest>) -> Result<Response<HttpBody>, Status> {
+        self.do_get_log_text(request).await.map_err(to_status)
     }
 
     type FollowLogsStream = super::logs::FollowLogsStream;

@@ -41,9 +41,9 @@ impl Api {
                 }
             }
         }
-        validate::username(&req.username)?;
-        validate::password(&req.password)?;
-        validate::email(&req.email)?;
+        validate::username(&req.username).map_err(|e| e.on_field("username"))?;
+        validate::password(&req.password).map_err(|e| e.on_field("password"))?;
+        validate::email(&req.email).map_err(|e| e.on_field("email"))?;
         for (field, value) in [("first_name", &req.first_name), ("last_name", &req.last_name)] {
             if value.chars().count() > 150 || value.chars().any(char::is_control) {
                 return Err(Error::invalid(format!(
@@ -60,7 +60,9 @@ impl Api {
         };
         let user = match self.inner.store.create_user(new).await {
             Err(StoreError::Duplicate(_)) => {
-                return Err(Error::already_exists("A user with that username already exists."));
+                return Err(
+                    Error::already_exists("A user with that username already exists.").on_field("username")
+                );
             }
             other => other?,
         };
@@ -92,9 +94,10 @@ impl Api {
         };
         let Some(user) = user.filter(|_| valid) else {
             self.inner.limiter.record_failure(&req.username, addr);
-            return Err(Error::unauthenticated(
-                "Unable to log in with provided credentials.",
-            ));
+            return Err(
+                Error::unauthenticated("Unable to log in with provided credentials.")
+                    .on_field("non_field_errors"),
+            );
         };
         self.inner.limiter.record_success(&req.username);
         let issued = deis_auth::issue_token();

@@ -1,6 +1,6 @@
 //! ConfigService, BuildsService and ReleasesService: the release history.
 
-use deis_core::{ConfigChanges, Error};
+use deis_core::{ConfigChanges, Error, Resource};
 use deis_proto::v2::{
     CreateBuildRequest, CreateBuildResponse, GetBuildRequest, GetBuildResponse, GetConfigRequest,
     GetConfigResponse, GetReleaseRequest, GetReleaseResponse, ListBuildsRequest, ListBuildsResponse,
@@ -124,7 +124,7 @@ impl BuildsService for Api {
                     .store
                     .find_build(&app, &req.uuid)
                     .await?
-                    .ok_or_else(|| Error::not_found(format!("Build {} does not exist.", req.uuid)))?;
+                    .ok_or_else(|| Error::no_such(Resource::Build, &req.uuid))?;
                 Ok(GetBuildResponse {
                     build: Some(convert::build(&build)),
                 })
@@ -143,7 +143,7 @@ impl BuildsService for Api {
                 let req = request.into_inner();
                 let app = self.app_for(&user, &req.app, Access::Write).await?;
                 if req.image.trim().is_empty() {
-                    return Err(Error::invalid("image is a required field"));
+                    return Err(Error::invalid("image is a required field").on_field("image"));
                 }
                 if req.image.len() > 1024 || req.image.chars().any(|c| c.is_control() || c.is_whitespace()) {
                     return Err(Error::invalid(
@@ -211,7 +211,7 @@ impl ReleasesService for Api {
                     .store
                     .find_release(&app, version)
                     .await?
-                    .ok_or_else(|| Error::not_found(format!("Release v{version} does not exist.")))?;
+                    .ok_or_else(|| Error::no_such(Resource::Release, format_args!("v{version}")))?;
                 Ok(GetReleaseResponse {
                     release: Some(convert::release(&release)),
                 })

@@ -4,20 +4,22 @@
 use std::pin::Pin;
 
 use deis_core::Error;
+use deis_proto::google::api::HttpBody;
 use deis_proto::v2::{
-    AddDrainRequest, AddDrainResponse, Drain, FollowLogsRequest, FollowLogsResponse, GetLogsRequest,
-    GetLogsResponse, ListDrainsRequest, ListDrainsResponse, LogLine as LogEntry, RemoveDrainRequest,
-    RemoveDrainResponse, drains_service_server::DrainsService, follow_logs_response,
+    AddDrainRequest, AddDrainResponse, Drain, FollowLogsRequest, FollowLogsResponse, GetLogTextRequest,
+    GetLogsRequest, GetLogsResponse, ListDrainsRequest, ListDrainsResponse, LogLine as LogEntry,
+    RemoveDrainRequest, RemoveDrainResponse, drains_service_server::DrainsService, follow_logs_response,
 };
 use deis_scheduler::{DrainSpec, FollowEvent, LogLine, LogQuery, LogSource};
 use deis_store::{App, StoreError, User};
 use futures::{Stream, StreamExt};
+use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 use super::Api;
 use crate::access::Access;
 use crate::convert;
-use crate::error::respond;
+use crate::error::{HTTP_STATUS_METADATA, respond};
 
 /// Default and largest number of log lines.
 const DEFAULT_LOG_LINES: i32 = 100;
@@ -64,13 +66,55 @@ impl Api {
     ) -> deis_core::Result<GetLogsResponse> {
         let user = self.caller(&request).await?;
         let req = request.into_inner();
-        let app = self.app_for(&user, &req.app, Access::Read).await?;
-        let query = query(req.log_lines, &req.process, &req.source)?;
-        let lines = self.inner.logs.tail(&app.name, &query).await?;
+        let lines = self
+            .tail(&user, &req.app, req.log_lines, &req.process, &req.source)
+            .await?;
         Ok(GetLogsResponse {
             lines: lines.iter().map(|l| l.format()).collect(),
             entries: lines.iter().map(|l| entry(l)).collect(),
         })
+    }
+
+    /// The same lines as text, one per line; none is 204 over REST, as in
+    /// Deis.
+    pub(super) async fn do_get_log_text(
+        &self,
+        request: Request<GetLogTextRequest>,
+    ) -> deis_core::Result<Response<HttpBody>> {
+        let user = self.caller(&request).await?;
+        let req = request.into_inner();
+        let lines = self
+            .tail(&user, &req.app, req.log_lines, &req.process, &req.source)
+            .await?;
+        let mut text = String::new();
+        for line in &lines {
+            text.push_str(&line.format());
+            text.push('\n');
+        }
+        let mut response = Response::new(HttpBody {
+            content_type: "text/plain; charset=utf-8".to_owned(),
+            data: text.into_bytes(),
+            extensions: Vec::new(),
+        });
+        if lines.is_empty() {
+            response
+                .metadata_mut()
+                .insert(HTTP_STATUS_METADATA, MetadataValue::from_static("204"));
+        }
+        Ok(response)
+    }
+
+    async fn tail(
+        &self,
+        user: &User,
+        app: &str,
+        log_lines: i32,
+        process: &str,
+        source: &str,
+    ) -> deis_core::Result<Vec<std::sync::Arc<LogLine>>> {
+        let app = self.app_for(user, app, Access::Read).await?;
+        let query = query(log_lines, process, source)?;
+        Ok(self.inner.logs.tail(&app.name, &query).await?)
     }
 
     pub(super) async fn do_follow_logs(

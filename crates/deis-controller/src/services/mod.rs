@@ -11,7 +11,7 @@ mod platform;
 mod resources;
 mod settings;
 
-use deis_gateway::{Gateway, GatewayLayer, GatewayOptions, Readiness};
+use deis_gateway::{Gateway, GatewayOptions, Readiness, RestOrGrpc};
 use deis_proto::internal::internal_service_server::InternalServiceServer;
 use deis_proto::v2::{
     apps_service_server::AppsServiceServer, auth_service_server::AuthServiceServer,
@@ -22,19 +22,19 @@ use deis_proto::v2::{
     ps_service_server::PsServiceServer, releases_service_server::ReleasesServiceServer,
     settings_service_server::SettingsServiceServer, users_service_server::UsersServiceServer,
 };
-use tonic::transport::Server;
-use tower::layer::util::{Identity, Stack};
+use tonic::service::Routes;
+use tower::ServiceBuilder;
 
 pub use internal::PLATFORM_SECRET_METADATA;
 pub(crate) use logs::sync_all_drains;
 
-use crate::metrics::GrpcMetricsLayer;
+use crate::metrics::{GrpcMetricsLayer, GrpcMetricsService};
 use crate::{Controller, MAX_MESSAGE_BYTES};
 
-/// The API's router: every service behind the metrics layer, and the REST
-/// gateway in front of both (HTTP/JSON requests become in-process gRPC
-/// calls through the same stack; gRPC passes straight through).
-pub type ApiRouter = tonic::transport::server::Router<Stack<GrpcMetricsLayer, Stack<GatewayLayer, Identity>>>;
+/// The API's gRPC services. Serving puts the REST gateway and the metrics
+/// layer in front ([`layered`]); components the controller does not depend
+/// on add their services here first (e.g. the registry's administration).
+pub type ApiRouter = Routes;
 
 /// The REST gateway over the public API (`deis.v2`), with Deis v2's
 /// conventions.
@@ -75,6 +75,15 @@ macro_rules! limited {
     };
 }
 
+/// Which requests a listener answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Surface {
+    /// gRPC and REST, told apart by content type (the controller's port).
+    GrpcAndRest,
+    /// REST only (a port of its own); gRPC calls are refused.
+    RestOnly,
+}
+
 pub(crate) fn router(controller: &Controller) -> ApiRouter {
     let api = Api(controller.clone());
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -86,20 +95,7 @@ pub(crate) fn router(controller: &Controller) -> ApiRouter {
             .register_encoded_file_descriptor_set(deis_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    // Older clients (grpcurl 1.8) speak only v1alpha.
-    let reflection_alpha = reflection().build_v1alpha().ok();
-    let reflection = reflection().build_v1().ok();
-    // The rules come from the contract compiled into this binary; a bad one
-    // is a build defect that every test would show, not a runtime condition.
-    let rest = gateway(controller).expect("the API contract's google.api.http rules are valid");
-    Server::builder()
-        // REST clients speak HTTP/1.1; gRPC keeps HTTP/2.
-        .accept_http1(true)
-        .layer(rest.layer())
-        .layer(GrpcMetricsLayer(controller.inner.metrics.clone()))
-        .add_service(health)
-        .add_optional_service(reflection)
-        .add_optional_service(reflection_alpha)
+    let mut routes = Routes::new(health)
         .add_service(limited!(PlatformServiceServer, api))
         .add_service(limited!(AuthServiceServer, api))
         .add_service(limited!(UsersServiceServer, api))
@@ -114,5 +110,33 @@ pub(crate) fn router(controller: &Controller) -> ApiRouter {
         .add_service(limited!(PermsServiceServer, api))
         .add_service(limited!(SettingsServiceServer, api))
         .add_service(limited!(PsServiceServer, api))
-        .add_service(limited!(InternalServiceServer, api))
+        .add_service(limited!(InternalServiceServer, api));
+    if let Ok(reflection) = reflection().build_v1() {
+        routes = routes.add_service(reflection);
+    }
+    // Older clients (grpcurl 1.8) speak only v1alpha.
+    if let Ok(reflection) = reflection().build_v1alpha() {
+        routes = routes.add_service(reflection);
+    }
+    routes
+}
+
+/// The services as served: the REST gateway outermost (REST calls become
+/// in-process gRPC calls through everything below it), then metrics.
+pub(crate) fn layered(
+    controller: &Controller,
+    routes: ApiRouter,
+    surface: Surface,
+) -> RestOrGrpc<GrpcMetricsService<Routes>> {
+    // The rules come from the contract compiled into this binary; a bad one
+    // is a build defect that every test would show, not a runtime condition.
+    let rest = gateway(controller).expect("the API contract's google.api.http rules are valid");
+    let layer = match surface {
+        Surface::GrpcAndRest => rest.layer(),
+        Surface::RestOnly => rest.rest_only_layer(),
+    };
+    ServiceBuilder::new()
+        .layer(layer)
+        .layer(GrpcMetricsLayer(controller.inner.metrics.clone()))
+        .service(routes.prepare())
 }

@@ -1,6 +1,6 @@
 //! DomainsService, CertsService and KeysService.
 
-use deis_core::{Error, cert, sshkey, validate};
+use deis_core::{Error, Resource, cert, sshkey, validate};
 use deis_proto::v2::{
     AddDomainRequest, AddDomainResponse, AddKeyRequest, AddKeyResponse, AttachCertRequest,
     AttachCertResponse, CreateCertRequest, CreateCertResponse, DeleteCertRequest, DeleteCertResponse,
@@ -46,7 +46,7 @@ impl Api {
         let user = self.caller(&request).await?;
         let req = request.into_inner();
         let app = self.app_for(&user, &req.app, Access::Write).await?;
-        let ace = validate::domain(&req.domain)?;
+        let ace = validate::domain(&req.domain).map_err(|e| e.on_field("domain"))?;
         self.check_platform_domain(&app, &ace)?;
         let domain = match self.inner.store.add_domain(&app, &user.username, &ace).await {
             Err(StoreError::Duplicate(_)) => {
@@ -55,6 +55,7 @@ impl Api {
                     Error::already_exists(format!("The domain {ace} is already attached to {}", app.name))
                 } else {
                     Error::already_exists(format!("The domain {ace} is already in use by another app"))
+                        .on_field("domain")
                 });
             }
             other => other?,
@@ -76,10 +77,10 @@ impl Api {
         let app = self.app_for(&user, &req.app, Access::Write).await?;
         let ace = validate::domain(&req.domain)?;
         if !self.inner.store.remove_domain(&app, &ace).await? {
-            return Err(Error::not_found(format!(
-                "Domain {} does not exist on {}.",
-                req.domain, app.name
-            )));
+            return Err(Error::no_such(
+                Resource::Domain,
+                format_args!("{} on {}", req.domain, app.name),
+            ));
         }
         self.inner
             .event(&app.name, &format!("{} removed domain {ace}", user.username));
@@ -92,7 +93,7 @@ impl Api {
             .store
             .find_certificate(user, name)
             .await?
-            .ok_or_else(|| Error::not_found(format!("Certificate {name} does not exist.")))
+            .ok_or_else(|| Error::no_such(Resource::Certificate, name))
     }
 
     /// The domain (ACE) a certificate operation names, after checking the
@@ -104,7 +105,7 @@ impl Api {
             .store
             .domain_owner_app(&ace)
             .await?
-            .ok_or_else(|| Error::not_found(format!("Domain {domain} does not exist.")))?;
+            .ok_or_else(|| Error::no_such(Resource::Domain, domain))?;
         self.authorize(user, &app, Access::Write).await?;
         Ok((ace, app))
     }
@@ -115,9 +116,9 @@ impl Api {
     ) -> deis_core::Result<CreateCertResponse> {
         let user = self.caller(&request).await?;
         let req = request.into_inner();
-        validate::cert_name(&req.name)?;
-        let info = cert::parse_certificate(&req.certificate)?;
-        cert::parse_private_key(&req.key)?;
+        validate::cert_name(&req.name).map_err(|e| e.on_field("name"))?;
+        let info = cert::parse_certificate(&req.certificate).map_err(|e| e.on_field("certificate"))?;
+        cert::parse_private_key(&req.key).map_err(|e| e.on_field("key"))?;
         let new = NewCertificate {
             name: req.name,
             certificate: req.certificate,
@@ -126,9 +127,9 @@ impl Api {
         };
         let created = match self.inner.store.create_certificate(&user, new).await {
             Err(StoreError::Duplicate(_)) => {
-                return Err(Error::already_exists(
-                    "Certificate with this name already exists.",
-                ));
+                return Err(
+                    Error::already_exists("Certificate with this name already exists.").on_field("name"),
+                );
             }
             other => other?,
         };
@@ -305,18 +306,18 @@ impl KeysService for Api {
             async {
                 let user = self.caller(&request).await?;
                 let req = request.into_inner();
-                validate::key_id(&req.id)?;
-                let parsed = sshkey::parse_public_key(&req.public)?;
+                validate::key_id(&req.id).map_err(|e| e.on_field("id"))?;
+                let parsed = sshkey::parse_public_key(&req.public).map_err(|e| e.on_field("public"))?;
                 let (name_taken, key_taken) = self
                     .inner
                     .store
                     .key_exists(&req.id, &parsed.sha256_fingerprint)
                     .await?;
                 if key_taken {
-                    return Err(Error::already_exists("Public Key is already in use"));
+                    return Err(Error::already_exists("Public Key is already in use").on_field("public"));
                 }
                 if name_taken {
-                    return Err(Error::already_exists("SSH Key with this id already exists."));
+                    return Err(Error::already_exists("SSH Key with this id already exists.").on_field("id"));
                 }
                 let key = self
                     .inner
@@ -332,7 +333,7 @@ impl KeysService for Api {
                     .map_err(|e| match e {
                         // Lost a race with a concurrent upload of the same key.
                         StoreError::Duplicate(_) => {
-                            Error::already_exists("SSH Key with this id already exists.")
+                            Error::already_exists("SSH Key with this id already exists.").on_field("id")
                         }
                         other => other.into(),
                     })?;
@@ -354,7 +355,7 @@ impl KeysService for Api {
                     .store
                     .find_key(&user, id)
                     .await?
-                    .ok_or_else(|| Error::not_found(format!("SSH key {id} does not exist.")))?;
+                    .ok_or_else(|| Error::no_such(Resource::Key, id))?;
                 Ok(GetKeyResponse {
                     key: Some(convert::key(&key)),
                 })
@@ -372,7 +373,7 @@ impl KeysService for Api {
                 let user = self.caller(&request).await?;
                 let id = &request.get_ref().id;
                 if !self.inner.store.remove_key(&user, id).await? {
-                    return Err(Error::not_found(format!("SSH key {id} does not exist.")));
+                    return Err(Error::no_such(Resource::Key, id));
                 }
                 Ok(RemoveKeyResponse {})
             }

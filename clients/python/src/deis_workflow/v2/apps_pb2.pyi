@@ -1,6 +1,7 @@
 import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -206,6 +207,18 @@ class GetLogsResponse(_message.Message):
     lines: _containers.RepeatedScalarFieldContainer[str]
     entries: _containers.RepeatedCompositeFieldContainer[LogLine]
     def __init__(self, lines: _Optional[_Iterable[str]] = ..., entries: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ...) -> None: ...
+
+class GetLogTextRequest(_message.Message):
+    __slots__ = ("app", "log_lines", "process", "source")
+    APP_FIELD_NUMBER: _ClassVar[int]
+    LOG_LINES_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    app: str
+    log_lines: int
+    process: str
+    source: str
+    def __init__(self, app: _Optional[str] = ..., log_lines: _Optional[int] = ..., process: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class FollowLogsRequest(_message.Message):
     __slots__ = ("app", "log_lines", "process", "source")

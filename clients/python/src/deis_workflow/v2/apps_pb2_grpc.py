@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from deis_workflow.v2 import apps_pb2 as deis_dot_v2_dot_apps__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -74,6 +75,11 @@ class AppsServiceStub:
                 '/deis.v2.AppsService/GetLogs',
                 request_serializer=deis_dot_v2_dot_apps__pb2.GetLogsRequest.SerializeToString,
                 response_deserializer=deis_dot_v2_dot_apps__pb2.GetLogsResponse.FromString,
+                _registered_method=True)
+        self.GetLogText = channel.unary_unary(
+                '/deis.v2.AppsService/GetLogText',
+                request_serializer=deis_dot_v2_dot_apps__pb2.GetLogTextRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
         self.FollowLogs = channel.unary_stream(
                 '/deis.v2.AppsService/FollowLogs',
@@ -148,6 +154,17 @@ class AppsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLogText(self, request, context):
+        """The app's latest log lines as plain text, one per line, the way Deis's
+        REST API serves `GET /v2/apps/{app}/logs` (`text/plain`; no lines yet
+        is 204 No Content over REST).
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FollowLogs(self, request, context):
         """Replays the app's latest log lines, then streams new ones as they come
         (`deis logs -f`). Over REST: newline-delimited JSON.
@@ -198,6 +215,11 @@ def add_AppsServiceServicer_to_server(servicer, server):
                     servicer.GetLogs,
                     request_deserializer=deis_dot_v2_dot_apps__pb2.GetLogsRequest.FromString,
                     response_serializer=deis_dot_v2_dot_apps__pb2.GetLogsResponse.SerializeToString,
+            ),
+            'GetLogText': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLogText,
+                    request_deserializer=deis_dot_v2_dot_apps__pb2.GetLogTextRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'FollowLogs': grpc.unary_stream_rpc_method_handler(
                     servicer.FollowLogs,
@@ -422,6 +444,33 @@ class AppsService:
             '/deis.v2.AppsService/GetLogs',
             deis_dot_v2_dot_apps__pb2.GetLogsRequest.SerializeToString,
             deis_dot_v2_dot_apps__pb2.GetLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLogText(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/deis.v2.AppsService/GetLogText',
+            deis_dot_v2_dot_apps__pb2.GetLogTextRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x65is/v2/releases.proto\x12\x07\x64\x65is.v2\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x01\n\x07Release\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0b\n\x03\x61pp\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x0f\n\x07summary\x18\x05 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x08\x12\x0e\n\x06\x63onfig\x18\x07 \x01(\t\x12\r\n\x05\x62uild\x18\x08 \x01(\t\x12+\n\x07\x63reated\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x13ListReleasesRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\"\x88\x01\n\x14ListReleasesResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\x12\x11\n\x04next\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08previous\x18\x03 \x01(\tH\x01\x88\x01\x01\x12!\n\x07results\x18\x04 \x03(\x0b\x32\x10.deis.v2.ReleaseB\x07\n\x05_nextB\x0b\n\t_previous\"1\n\x11GetReleaseRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"7\n\x12GetReleaseResponse\x12!\n\x07release\x18\x01 \x01(\x0b\x32\x10.deis.v2.Release\"G\n\x16RollbackReleaseRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_version\"*\n\x17RollbackReleaseResponse\x12\x0f\n\x07version\x18\x01 \x01(\x05\x32\xfe\x02\n\x0fReleasesService\x12l\n\x0cListReleases\x12\x1c.deis.v2.ListReleasesRequest\x1a\x1d.deis.v2.ListReleasesResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v2/apps/{app}/releases\x12y\n\nGetRelease\x12\x1a.deis.v2.GetReleaseRequest\x1a\x1b.deis.v2.GetReleaseResponse\"2\x82\xd3\xe4\x93\x02,\x12!/v2/apps/{app}/releases/{version}b\x07release\x12\x81\x01\n\x0fRollbackRelease\x12\x1f.deis.v2.RollbackReleaseRequest\x1a .deis.v2.RollbackReleaseResponse\"+\x82\xd3\xe4\x93\x02%\" /v2/apps/{app}/releases/rollback:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x65is/v2/releases.proto\x12\x07\x64\x65is.v2\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n\x07Release\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0b\n\x03\x61pp\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x0f\n\x07summary\x18\x05 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x08\x12\x0e\n\x06\x63onfig\x18\x07 \x01(\t\x12\x12\n\x05\x62uild\x18\x08 \x01(\tH\x00\x88\x01\x01\x12+\n\x07\x63reated\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06_build\"A\n\x13ListReleasesRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\"\x88\x01\n\x14ListReleasesResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\x12\x11\n\x04next\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08previous\x18\x03 \x01(\tH\x01\x88\x01\x01\x12!\n\x07results\x18\x04 \x03(\x0b\x32\x10.deis.v2.ReleaseB\x07\n\x05_nextB\x0b\n\t_previous\"1\n\x11GetReleaseRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"7\n\x12GetReleaseResponse\x12!\n\x07release\x18\x01 \x01(\x0b\x32\x10.deis.v2.Release\"G\n\x16RollbackReleaseRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_version\"*\n\x17RollbackReleaseResponse\x12\x0f\n\x07version\x18\x01 \x01(\x05\x32\xfe\x02\n\x0fReleasesService\x12l\n\x0cListReleases\x12\x1c.deis.v2.ListReleasesRequest\x1a\x1d.deis.v2.ListReleasesResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v2/apps/{app}/releases\x12y\n\nGetRelease\x12\x1a.deis.v2.GetReleaseRequest\x1a\x1b.deis.v2.GetReleaseResponse\"2\x82\xd3\xe4\x93\x02,\x12!/v2/apps/{app}/releases/{version}b\x07release\x12\x81\x01\n\x0fRollbackRelease\x12\x1f.deis.v2.RollbackReleaseRequest\x1a .deis.v2.RollbackReleaseResponse\"+\x82\xd3\xe4\x93\x02%\" /v2/apps/{app}/releases/rollback:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,19 +40,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RELEASESSERVICE'].methods_by_name['RollbackRelease']._loaded_options = None
   _globals['_RELEASESSERVICE'].methods_by_name['RollbackRelease']._serialized_options = b'\202\323\344\223\002%\" /v2/apps/{app}/releases/rollback:\001*'
   _globals['_RELEASE']._serialized_start=99
-  _globals['_RELEASE']._serialized_end=321
-  _globals['_LISTRELEASESREQUEST']._serialized_start=323
-  _globals['_LISTRELEASESREQUEST']._serialized_end=388
-  _globals['_LISTRELEASESRESPONSE']._serialized_start=391
-  _globals['_LISTRELEASESRESPONSE']._serialized_end=527
-  _globals['_GETRELEASEREQUEST']._serialized_start=529
-  _globals['_GETRELEASEREQUEST']._serialized_end=578
-  _globals['_GETRELEASERESPONSE']._serialized_start=580
-  _globals['_GETRELEASERESPONSE']._serialized_end=635
-  _globals['_ROLLBACKRELEASEREQUEST']._serialized_start=637
-  _globals['_ROLLBACKRELEASEREQUEST']._serialized_end=708
-  _globals['_ROLLBACKRELEASERESPONSE']._serialized_start=710
-  _globals['_ROLLBACKRELEASERESPONSE']._serialized_end=752
-  _globals['_RELEASESSERVICE']._serialized_start=755
-  _globals['_RELEASESSERVICE']._serialized_end=1137
+  _globals['_RELEASE']._serialized_end=336
+  _globals['_LISTRELEASESREQUEST']._serialized_start=338
+  _globals['_LISTRELEASESREQUEST']._serialized_end=403
+  _globals['_LISTRELEASESRESPONSE']._serialized_start=406
+  _globals['_LISTRELEASESRESPONSE']._serialized_end=542
+  _globals['_GETRELEASEREQUEST']._serialized_start=544
+  _globals['_GETRELEASEREQUEST']._serialized_end=593
+  _globals['_GETRELEASERESPONSE']._serialized_start=595
+  _globals['_GETRELEASERESPONSE']._serialized_end=650
+  _globals['_ROLLBACKRELEASEREQUEST']._serialized_start=652
+  _globals['_ROLLBACKRELEASEREQUEST']._serialized_end=723
+  _globals['_ROLLBACKRELEASERESPONSE']._serialized_start=725
+  _globals['_ROLLBACKRELEASERESPONSE']._serialized_end=767
+  _globals['_RELEASESSERVICE']._serialized_start=770
+  _globals['_RELEASESSERVICE']._serialized_end=1152
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,8 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
+import type { HttpBodySchema } from "../../google/api/httpbody_pb.js";
+import { file_google_api_httpbody } from "../../google/api/httpbody_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -13,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file deis/v2/apps.proto.
  */
 export const file_deis_v2_apps: GenFile = /*@__PURE__*/
-  fileDesc("ChJkZWlzL3YyL2FwcHMucHJvdG8SB2RlaXMudjIi9wEKA0FwcBIMCgR1dWlkGAEgASgJEgoKAmlkGAIgASgJEg0KBW93bmVyGAMgASgJEi4KCXN0cnVjdHVyZRgEIAMoCzIbLmRlaXMudjIuQXBwLlN0cnVjdHVyZUVudHJ5EgsKA3VybBgFIAEoCRIrCgdjcmVhdGVkGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgd1cGRhdGVkGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBowCg5TdHJ1Y3R1cmVFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAU6AjgBIh4KEENyZWF0ZUFwcFJlcXVlc3QSCgoCaWQYASABKAkiLgoRQ3JlYXRlQXBwUmVzcG9uc2USGQoDYXBwGAEgASgLMgwuZGVpcy52Mi5BcHAiMAoPTGlzdEFwcHNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFEg4KBm9mZnNldBgCIAEoBSKAAQoQTGlzdEFwcHNSZXNwb25zZRINCgVjb3VudBgBIAEoBRIRCgRuZXh0GAIgASgJSACIAQESFQoIcHJldmlvdXMYAyABKAlIAYgBARIdCgdyZXN1bHRzGAQgAygLMgwuZGVpcy52Mi5BcHBCBwoFX25leHRCCwoJX3ByZXZpb3VzIhsKDUdldEFwcFJlcXVlc3QSCgoCaWQYASABKAkiKwoOR2V0QXBwUmVzcG9uc2USGQoDYXBwGAEgASgLMgwuZGVpcy52Mi5BcHAiLwoSVHJhbnNmZXJBcHBSZXF1ZXN0EgoKAmlkGAEgASgJEg0KBW93bmVyGAIgASgJIhUKE1RyYW5zZmVyQXBwUmVzcG9uc2UiHgoQRGVsZXRlQXBwUmVxdWVzdBIKCgJpZBgBIAEoCSITChFEZWxldGVBcHBSZXNwb25zZSIxChFSdW5Db21tYW5kUmVxdWVzdBILCgNhcHAYASABKAkSDwoHY29tbWFuZBgCIAEoCSI3ChJSdW5Db21tYW5kUmVzcG9uc2USEQoJZXhpdF9jb2RlGAEgASgFEg4KBm91dHB1dBgCIAEoCSKXAQoSUnVuQXR0YWNoZWRSZXF1ZXN0EiIKBXN0YXJ0GAEgASgLMhEuZGVpcy52Mi5SdW5TdGFydEgAEg8KBXN0ZGluGAIgASgMSAASJAoGcmVzaXplGAMgASgLMhIuZGVpcy52Mi5UdHlSZXNpemVIABIeCgNlb2YYBCABKAsyDy5kZWlzLnYyLlJ1bkVvZkgAQgYKBGtpbmQiUQoIUnVuU3RhcnQSCwoDYXBwGAEgASgJEg8KB2NvbW1hbmQYAiABKAkSCwoDdHR5GAMgASgIEgwKBGNvbHMYBCABKA0SDAoEcm93cxgFIAEoDSInCglUdHlSZXNpemUSDAoEY29scxgBIAEoDRIMCgRyb3dzGAIgASgNIggKBlJ1bkVvZiJjChNSdW5BdHRhY2hlZFJlc3BvbnNlEhAKBnN0ZG91dBgBIAEoDEgAEhAKBnN0ZGVychgCIAEoDEgAEiAKBGV4aXQYAyABKAsyEC5kZWlzLnYyLlJ1bkV4aXRIAEIGCgRraW5kIhwKB1J1bkV4aXQSEQoJZXhpdF9jb2RlGAEgASgFIlEKDkdldExvZ3NSZXF1ZXN0EgsKA2FwcBgBIAEoCRIRCglsb2dfbGluZXMYAiABKAUSDwoHcHJvY2VzcxgDIAEoCRIOCgZzb3VyY2UYBCABKAkigAEKB0xvZ0xpbmUSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDYXBwGAIgASgJEg4KBnNvdXJjZRgDIAEoCRIPCgdwcm9jZXNzGAQgASgJEg8KB3JlbGVhc2UYBSABKAkSDAoEdGV4dBgGIAEoCSJDCg9HZXRMb2dzUmVzcG9uc2USDQoFbGluZXMYASADKAkSIQoHZW50cmllcxgCIAMoCzIQLmRlaXMudjIuTG9nTGluZSJUChFGb2xsb3dMb2dzUmVxdWVzdBILCgNhcHAYASABKAkSEQoJbG9nX2xpbmVzGAIgASgFEg8KB3Byb2Nlc3MYAyABKAkSDgoGc291cmNlGAQgASgJIlEKEkZvbGxvd0xvZ3NSZXNwb25zZRIgCgRsaW5lGAEgASgLMhAuZGVpcy52Mi5Mb2dMaW5lSAASEAoGbWlzc2VkGAIgASgESABCBwoFZXZlbnQy0AYKC0FwcHNTZXJ2aWNlElwKCUNyZWF0ZUFwcBIZLmRlaXMudjIuQ3JlYXRlQXBwUmVxdWVzdBoaLmRlaXMudjIuQ3JlYXRlQXBwUmVzcG9uc2UiGILT5JMCEjoBKmIDYXBwIggvdjIvYXBwcxJRCghMaXN0QXBwcxIYLmRlaXMudjIuTGlzdEFwcHNSZXF1ZXN0GhkuZGVpcy52Mi5MaXN0QXBwc1Jlc3BvbnNlIhCC0+STAgoSCC92Mi9hcHBzElUKBkdldEFwcBIWLmRlaXMudjIuR2V0QXBwUmVxdWVzdBoXLmRlaXMudjIuR2V0QXBwUmVzcG9uc2UiGoLT5JMCFGIDYXBwEg0vdjIvYXBwcy97aWR9EmIKC1RyYW5zZmVyQXBwEhsuZGVpcy52Mi5UcmFuc2ZlckFwcFJlcXVlc3QaHC5kZWlzLnYyLlRyYW5zZmVyQXBwUmVzcG9uc2UiGILT5JMCEjoBKiINL3YyL2FwcHMve2lkfRJZCglEZWxldGVBcHASGS5kZWlzLnYyLkRlbGV0ZUFwcFJlcXVlc3QaGi5kZWlzLnYyLkRlbGV0ZUFwcFJlc3BvbnNlIhWC0+STAg8qDS92Mi9hcHBzL3tpZH0SZAoKUnVuQ29tbWFuZBIaLmRlaXMudjIuUnVuQ29tbWFuZFJlcXVlc3QaGy5kZWlzLnYyLlJ1bkNvbW1hbmRSZXNwb25zZSIdgtPkkwIXOgEqIhIvdjIvYXBwcy97YXBwfS9ydW4STAoLUnVuQXR0YWNoZWQSGy5kZWlzLnYyLlJ1bkF0dGFjaGVkUmVxdWVzdBocLmRlaXMudjIuUnVuQXR0YWNoZWRSZXNwb25zZSgBMAESWQoHR2V0TG9ncxIXLmRlaXMudjIuR2V0TG9nc1JlcXVlc3QaGC5kZWlzLnYyLkdldExvZ3NSZXNwb25zZSIbgtPkkwIVEhMvdjIvYXBwcy97YXBwfS9sb2dzEmsKCkZvbGxvd0xvZ3MSGi5kZWlzLnYyLkZvbGxvd0xvZ3NSZXF1ZXN0GhsuZGVpcy52Mi5Gb2xsb3dMb2dzUmVzcG9uc2UiIoLT5JMCHBIaL3YyL2FwcHMve2FwcH0vbG9ncy9mb2xsb3cwAWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("ChJkZWlzL3YyL2FwcHMucHJvdG8SB2RlaXMudjIi9wEKA0FwcBIMCgR1dWlkGAEgASgJEgoKAmlkGAIgASgJEg0KBW93bmVyGAMgASgJEi4KCXN0cnVjdHVyZRgEIAMoCzIbLmRlaXMudjIuQXBwLlN0cnVjdHVyZUVudHJ5EgsKA3VybBgFIAEoCRIrCgdjcmVhdGVkGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgd1cGRhdGVkGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBowCg5TdHJ1Y3R1cmVFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAU6AjgBIh4KEENyZWF0ZUFwcFJlcXVlc3QSCgoCaWQYASABKAkiLgoRQ3JlYXRlQXBwUmVzcG9uc2USGQoDYXBwGAEgASgLMgwuZGVpcy52Mi5BcHAiMAoPTGlzdEFwcHNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFEg4KBm9mZnNldBgCIAEoBSKAAQoQTGlzdEFwcHNSZXNwb25zZRINCgVjb3VudBgBIAEoBRIRCgRuZXh0GAIgASgJSACIAQESFQoIcHJldmlvdXMYAyABKAlIAYgBARIdCgdyZXN1bHRzGAQgAygLMgwuZGVpcy52Mi5BcHBCBwoFX25leHRCCwoJX3ByZXZpb3VzIhsKDUdldEFwcFJlcXVlc3QSCgoCaWQYASABKAkiKwoOR2V0QXBwUmVzcG9uc2USGQoDYXBwGAEgASgLMgwuZGVpcy52Mi5BcHAiLwoSVHJhbnNmZXJBcHBSZXF1ZXN0EgoKAmlkGAEgASgJEg0KBW93bmVyGAIgASgJIhUKE1RyYW5zZmVyQXBwUmVzcG9uc2UiHgoQRGVsZXRlQXBwUmVxdWVzdBIKCgJpZBgBIAEoCSITChFEZWxldGVBcHBSZXNwb25zZSIxChFSdW5Db21tYW5kUmVxdWVzdBILCgNhcHAYASABKAkSDwoHY29tbWFuZBgCIAEoCSI3ChJSdW5Db21tYW5kUmVzcG9uc2USEQoJZXhpdF9jb2RlGAEgASgFEg4KBm91dHB1dBgCIAEoCSKXAQoSUnVuQXR0YWNoZWRSZXF1ZXN0EiIKBXN0YXJ0GAEgASgLMhEuZGVpcy52Mi5SdW5TdGFydEgAEg8KBXN0ZGluGAIgASgMSAASJAoGcmVzaXplGAMgASgLMhIuZGVpcy52Mi5UdHlSZXNpemVIABIeCgNlb2YYBCABKAsyDy5kZWlzLnYyLlJ1bkVvZkgAQgYKBGtpbmQiUQoIUnVuU3RhcnQSCwoDYXBwGAEgASgJEg8KB2NvbW1hbmQYAiABKAkSCwoDdHR5GAMgASgIEgwKBGNvbHMYBCABKA0SDAoEcm93cxgFIAEoDSInCglUdHlSZXNpemUSDAoEY29scxgBIAEoDRIMCgRyb3dzGAIgASgNIggKBlJ1bkVvZiJjChNSdW5BdHRhY2hlZFJlc3BvbnNlEhAKBnN0ZG91dBgBIAEoDEgAEhAKBnN0ZGVychgCIAEoDEgAEiAKBGV4aXQYAyABKAsyEC5kZWlzLnYyLlJ1bkV4aXRIAEIGCgRraW5kIhwKB1J1bkV4aXQSEQoJZXhpdF9jb2RlGAEgASgFIlEKDkdldExvZ3NSZXF1ZXN0EgsKA2FwcBgBIAEoCRIRCglsb2dfbGluZXMYAiABKAUSDwoHcHJvY2VzcxgDIAEoCRIOCgZzb3VyY2UYBCABKAkigAEKB0xvZ0xpbmUSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDYXBwGAIgASgJEg4KBnNvdXJjZRgDIAEoCRIPCgdwcm9jZXNzGAQgASgJEg8KB3JlbGVhc2UYBSABKAkSDAoEdGV4dBgGIAEoCSJDCg9HZXRMb2dzUmVzcG9uc2USDQoFbGluZXMYASADKAkSIQoHZW50cmllcxgCIAMoCzIQLmRlaXMudjIuTG9nTGluZSJUChFHZXRMb2dUZXh0UmVxdWVzdBILCgNhcHAYASABKAkSEQoJbG9nX2xpbmVzGAIgASgFEg8KB3Byb2Nlc3MYAyABKAkSDgoGc291cmNlGAQgASgJIlQKEUZvbGxvd0xvZ3NSZXF1ZXN0EgsKA2FwcBgBIAEoCRIRCglsb2dfbGluZXMYAiABKAUSDwoHcHJvY2VzcxgDIAEoCRIOCgZzb3VyY2UYBCABKAkiUQoSRm9sbG93TG9nc1Jlc3BvbnNlEiAKBGxpbmUYASABKAsyEC5kZWlzLnYyLkxvZ0xpbmVIABIQCgZtaXNzZWQYAiABKARIAEIHCgVldmVudDK1BwoLQXBwc1NlcnZpY2USXAoJQ3JlYXRlQXBwEhkuZGVpcy52Mi5DcmVhdGVBcHBSZXF1ZXN0GhouZGVpcy52Mi5DcmVhdGVBcHBSZXNwb25zZSIYgtPkkwISOgEqYgNhcHAiCC92Mi9hcHBzElEKCExpc3RBcHBzEhguZGVpcy52Mi5MaXN0QXBwc1JlcXVlc3QaGS5kZWlzLnYyLkxpc3RBcHBzUmVzcG9uc2UiEILT5JMCChIIL3YyL2FwcHMSVQoGR2V0QXBwEhYuZGVpcy52Mi5HZXRBcHBSZXF1ZXN0GhcuZGVpcy52Mi5HZXRBcHBSZXNwb25zZSIagtPkkwIUYgNhcHASDS92Mi9hcHBzL3tpZH0SYgoLVHJhbnNmZXJBcHASGy5kZWlzLnYyLlRyYW5zZmVyQXBwUmVxdWVzdBocLmRlaXMudjIuVHJhbnNmZXJBcHBSZXNwb25zZSIYgtPkkwISOgEqIg0vdjIvYXBwcy97aWR9ElkKCURlbGV0ZUFwcBIZLmRlaXMudjIuRGVsZXRlQXBwUmVxdWVzdBoaLmRlaXMudjIuRGVsZXRlQXBwUmVzcG9uc2UiFYLT5JMCDyoNL3YyL2FwcHMve2lkfRJkCgpSdW5Db21tYW5kEhouZGVpcy52Mi5SdW5Db21tYW5kUmVxdWVzdBobLmRlaXMudjIuUnVuQ29tbWFuZFJlc3BvbnNlIh2C0+STAhc6ASoiEi92Mi9hcHBzL3thcHB9L3J1bhJMCgtSdW5BdHRhY2hlZBIbLmRlaXMudjIuUnVuQXR0YWNoZWRSZXF1ZXN0GhwuZGVpcy52Mi5SdW5BdHRhY2hlZFJlc3BvbnNlKAEwARJhCgdHZXRMb2dzEhcuZGVpcy52Mi5HZXRMb2dzUmVxdWVzdBoYLmRlaXMudjIuR2V0TG9nc1Jlc3BvbnNlIiOC0+STAh0SGy92Mi9hcHBzL3thcHB9L2xvZ3MvZW50cmllcxJbCgpHZXRMb2dUZXh0EhouZGVpcy52Mi5HZXRMb2dUZXh0UmVxdWVzdBoULmdvb2dsZS5hcGkuSHR0cEJvZHkiG4LT5JMCFRITL3YyL2FwcHMve2FwcH0vbG9ncxJrCgpGb2xsb3dMb2dzEhouZGVpcy52Mi5Gb2xsb3dMb2dzUmVxdWVzdBobLmRlaXMudjIuRm9sbG93TG9nc1Jlc3BvbnNlIiKC0+STAhwSGi92Mi9hcHBzL3thcHB9L2xvZ3MvZm9sbG93MAFiBnByb3RvMw", [file_google_api_annotations, file_google_api_httpbody, file_google_protobuf_timestamp]);
 
 /**
  * An application.
@@ -627,6 +629,40 @@ export const GetLogsResponseSchema: GenMessage<GetLogsResponse> = /*@__PURE__*/
   messageDesc(file_deis_v2_apps, 21);
 
 /**
+ * GetLogText's input: as GetLogs's.
+ *
+ * @generated from message deis.v2.GetLogTextRequest
+ */
+export type GetLogTextRequest = Message<"deis.v2.GetLogTextRequest"> & {
+  /**
+   * @generated from field: string app = 1;
+   */
+  app: string;
+
+  /**
+   * @generated from field: int32 log_lines = 2;
+   */
+  logLines: number;
+
+  /**
+   * @generated from field: string process = 3;
+   */
+  process: string;
+
+  /**
+   * @generated from field: string source = 4;
+   */
+  source: string;
+};
+
+/**
+ * Describes the message deis.v2.GetLogTextRequest.
+ * Use `create(GetLogTextRequestSchema)` to create a new message.
+ */
+export const GetLogTextRequestSchema: GenMessage<GetLogTextRequest> = /*@__PURE__*/
+  messageDesc(file_deis_v2_apps, 22);
+
+/**
  * FollowLogs's input: as GetLogs; `log_lines` lines are replayed first.
  *
  * @generated from message deis.v2.FollowLogsRequest
@@ -658,7 +694,7 @@ export type FollowLogsRequest = Message<"deis.v2.FollowLogsRequest"> & {
  * Use `create(FollowLogsRequestSchema)` to create a new message.
  */
 export const FollowLogsRequestSchema: GenMessage<FollowLogsRequest> = /*@__PURE__*/
-  messageDesc(file_deis_v2_apps, 22);
+  messageDesc(file_deis_v2_apps, 23);
 
 /**
  * A line, or how many lines went past a follower that read too slowly.
@@ -689,7 +725,7 @@ export type FollowLogsResponse = Message<"deis.v2.FollowLogsResponse"> & {
  * Use `create(FollowLogsResponseSchema)` to create a new message.
  */
 export const FollowLogsResponseSchema: GenMessage<FollowLogsResponse> = /*@__PURE__*/
-  messageDesc(file_deis_v2_apps, 23);
+  messageDesc(file_deis_v2_apps, 24);
 
 /**
  * Applications.
@@ -782,6 +818,20 @@ export const AppsService: GenService<{
     methodKind: "unary";
     input: typeof GetLogsRequestSchema;
     output: typeof GetLogsResponseSchema;
+  },
+  /**
+   * The app's latest log lines as plain text, one per line, the way Deis's
+   * REST API serves `GET /v2/apps/{app}/logs` (`text/plain`; no lines yet
+   * is 204 No Content over REST).
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   *
+   * @generated from rpc deis.v2.AppsService.GetLogText
+   */
+  getLogText: {
+    methodKind: "unary";
+    input: typeof GetLogTextRequestSchema;
+    output: typeof HttpBodySchema;
   },
   /**
    * Replays the app's latest log lines, then streams new ones as they come
