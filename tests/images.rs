@@ -154,10 +154,22 @@ fn a_dockerfile_app_deploys_through_git_push_and_deis_pull_promotes_its_image() 
             "promoted",
         ],
     );
-    let pulled = ok(home, &["pull", &source, "-a", "promoted"]);
-    assert!(
-        pulled.contains("v4") || pulled.contains("Creating build"),
-        "{pulled}"
+    // This time over REST, as Deis's tooling calls it: `POST builds`.
+    let body = serde_json::json!({ "image": source }).to_string();
+    let built = support::rest::curl(
+        server.url.trim_end_matches('/'),
+        "POST",
+        "/v2/apps/promoted/builds",
+        Some(&token),
+        Some(&body),
+    );
+    assert_eq!(built.status, 201, "{}", built.body);
+    let build = built.json();
+    // The image is copied into the app's own repository as `<app>:v<N>`.
+    assert_eq!(
+        (build["app"].as_str(), build["image"].as_str()),
+        (Some("promoted"), Some("promoted:v4")),
+        "{build}"
     );
     answers(server.http_port, "promoted.localhost", "Howdy from a Dockerfile");
     assert!(
