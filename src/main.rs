@@ -155,6 +155,8 @@ enum RuntimeKind {
     Local,
     /// None: releases are recorded, nothing runs.
     None,
+    /// A Kubernetes cluster (the pod's service account, else KUBECONFIG).
+    Kubernetes,
 }
 
 #[derive(Args, Clone)]
@@ -165,11 +167,31 @@ struct RuntimeOpts {
     /// Labels of this machine for `deis tags` (key=value, comma-separated).
     #[arg(long, env = "DEIS_NODE_LABELS", value_delimiter = ',')]
     node_labels: Vec<String>,
+    /// Kubernetes: the image that runs buildpack slugs.
+    #[arg(
+        long,
+        env = "DEIS_SLUGRUNNER_IMAGE",
+        default_value = "ghcr.io/deis-workflow-rs/slugrunner:latest"
+    )]
+    slugrunner_image: String,
+    /// Kubernetes: what slug keys are appended to for SLUG_URL (e.g. s3://bucket/).
+    #[arg(long, env = "DEIS_SLUG_URL_PREFIX", default_value = "")]
+    slug_url_prefix: String,
+    /// Kubernetes: a Secret in the platform's namespace with the object-store
+    /// credentials the slug runner needs; copied into each app's namespace.
+    #[arg(long, env = "DEIS_OBJECT_STORE_SECRET")]
+    object_store_secret: Option<String>,
+    /// Kubernetes: the pods' image pull policy (IfNotPresent, Always, Never).
+    #[arg(long, env = "DEIS_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
+    image_pull_policy: String,
+    /// Kubernetes: pods a rollout adds at once (Deis's DEIS_DEPLOY_BATCHES).
+    #[arg(long, env = "DEIS_DEPLOY_BATCHES", default_value_t = 1)]
+    deploy_batches: i32,
 }
 
 impl RuntimeOpts {
     /// The scheduler to give the controller.
-    fn start(
+    async fn start(
         &self,
         data_dir: &Path,
         objects: Objects,
@@ -194,6 +216,20 @@ impl RuntimeOpts {
                 Arc::new(
                     LocalRuntime::start(config, objects, logs).context("cannot start the local runtime")?,
                 )
+            }
+            RuntimeKind::Kubernetes => {
+                let client = kube::Client::try_default().await.context(
+                    "cannot reach the Kubernetes API (no service account in this pod and no usable KUBECONFIG)",
+                )?;
+                let settings = deis_kubernetes::Settings {
+                    slug_runner_image: self.slugrunner_image.clone(),
+                    slug_url_prefix: self.slug_url_prefix.clone(),
+                    object_store_secret: self.object_store_secret.clone(),
+                    image_pull_policy: self.image_pull_policy.clone(),
+                    deploy_batches: self.deploy_batches.max(1),
+                    ..deis_kubernetes::Settings::default()
+                };
+                deis_kubernetes::KubeScheduler::new(client, settings, deis_kubernetes::Timing::default())
             }
         })
     }
@@ -505,12 +541,15 @@ async fn up(args: UpArgs) -> Result<()> {
         .config(builder_host.clone(), builder.ssh_addr.port());
     let logger = args.logger.start(logging::logger_token(&secret)).await?;
     let logs = logger.logger.clone();
-    let scheduler = args.runtime.start(
-        &data_dir,
-        objects.clone(),
-        logs.clone(),
-        Some(registry.runtime_login()),
-    )?;
+    let scheduler = args
+        .runtime
+        .start(
+            &data_dir,
+            objects.clone(),
+            logs.clone(),
+            Some(registry.runtime_login()),
+        )
+        .await?;
     let xds_token = routing::xds_token(&secret);
     let admin_secret = secret.clone();
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs.clone());
@@ -640,12 +679,15 @@ async fn controller(args: ControllerArgs) -> Result<()> {
     // The controller serves the registry: it asks the controller's accounts
     // who may push and pull.
     let registry = args.registry.bind(&secret).await?;
-    let scheduler = args.runtime.start(
-        &data_dir,
-        objects.clone(),
-        logs.clone(),
-        Some(registry.runtime_login()),
-    )?;
+    let scheduler = args
+        .runtime
+        .start(
+            &data_dir,
+            objects.clone(),
+            logs.clone(),
+            Some(registry.runtime_login()),
+        )
+        .await?;
     let xds_token = routing::xds_token(&secret);
     let admin_secret = secret.clone();
     let controller = Controller::new(store, scheduler.clone(), config, secret, logs);

@@ -10,6 +10,7 @@ mod bench_api;
 mod bench_deploy;
 mod bench_e2e;
 mod bench_gateway;
+mod bench_k8s;
 mod bench_logs;
 mod bench_push;
 mod bench_registry;
@@ -108,13 +109,14 @@ async fn main() -> Result<()> {
             .context("bench e2e")?
             .context("bench e2e"),
         ["bench", "gateway"] => bench_gateway::run().await.context("bench gateway"),
+        ["bench", "k8s"] => bench_k8s::run().await.context("bench k8s"),
         ["bench", "registry"] => tokio::task::spawn_blocking(bench_registry::run)
             .await
             .context("bench registry")?
             .context("bench registry"),
         ["openapi", path] => openapi(std::path::Path::new(path)),
         _ => bail!(
-            "usage: buildtools bench api|push|deploy|router|converge|logs|e2e|registry|gateway, or buildtools openapi FILE"
+            "usage: buildtools bench api|push|deploy|router|converge|logs|e2e|registry|gateway|k8s, or buildtools openapi FILE"
         ),
     }
 }

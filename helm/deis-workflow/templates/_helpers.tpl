@@ -149,8 +149,8 @@ hex(sha256("deis-workflow/" + purpose + "/" + secret)).
 {{- if not (has .Values.registrationMode (list "enabled" "disabled" "admin_only")) -}}
 {{- fail (printf "registrationMode must be enabled, disabled or admin_only, not %q" .Values.registrationMode) -}}
 {{- end -}}
-{{- if not (has .Values.controller.runtime (list "none" "local")) -}}
-{{- fail (printf "controller.runtime must be none or local (the binary has no other runtime), not %q" .Values.controller.runtime) -}}
+{{- if not (has .Values.controller.runtime (list "none" "local" "kubernetes")) -}}
+{{- fail (printf "controller.runtime must be kubernetes, local or none, not %q" .Values.controller.runtime) -}}
 {{- end -}}
 {{- if and .Values.postgresql.external.enabled (not .Values.postgresql.external.existingSecret) -}}
 {{- fail "postgresql.external.enabled needs postgresql.external.existingSecret: the Secret holding the database URL" -}}
