@@ -294,14 +294,19 @@ impl KubeScheduler {
                 if rolled_out(&current) {
                     break;
                 }
-                if let Some(reason) = self.why_not_ready(&app, wanted).await? {
+                let trouble = self.trouble(&app, wanted).await?;
+                if let Some(reason) = trouble.fatal {
                     return Err(SchedulerError::DeployFailed(reason));
                 }
                 if Instant::now() > deadline {
-                    return Err(SchedulerError::DeployFailed(format!(
-                        "{name} did not become ready within {} seconds.",
-                        timeout.as_secs()
-                    )));
+                    let mut message =
+                        format!("{name} did not become ready within {} seconds", timeout.as_secs());
+                    if !trouble.hints.is_empty() {
+                        message.push_str(": ");
+                        message.push_str(&trouble.hints.join("; "));
+                    }
+                    message.push('.');
+                    return Err(SchedulerError::DeployFailed(message));
                 }
                 tokio::time::sleep(self.timing.poll).await;
             }
@@ -309,10 +314,12 @@ impl KubeScheduler {
         Ok(())
     }
 
-    /// A reason the new pods of a Deployment will not come up, if the
-    /// cluster gives one: an image that cannot be pulled, no node to run
-    /// on, a probe that fails.
-    async fn why_not_ready(&self, app: &str, wanted: &Deployment) -> Result<Option<String>, SchedulerError> {
+    /// What the cluster says about the new pods of a Deployment: reasons
+    /// they can never come up (an image that cannot be pulled, no node to
+    /// run on), which end the rollout at once, and signs of trouble (failed
+    /// probes, crash loops), reported if it times out. A readiness probe
+    /// failing while an app starts is normal, so that alone ends nothing.
+    async fn trouble(&self, app: &str, wanted: &Deployment) -> Result<Trouble, SchedulerError> {
         let labels = wanted
             .spec
             .as_ref()
@@ -329,6 +336,7 @@ impl KubeScheduler {
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(unavailable)?;
+        let mut trouble = Trouble::default();
         let mut names = Vec::new();
         for pod in &pods {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
@@ -338,16 +346,23 @@ impl KubeScheduler {
                 .and_then(|s| s.container_statuses.clone())
                 .unwrap_or_default();
             for status in statuses {
-                if let Some(waiting) = status.state.and_then(|s| s.waiting)
-                    && let Some(reason) = waiting.reason.as_deref()
-                    && matches!(reason, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName")
-                {
-                    return Ok(Some(format!(
-                        "{reason}: {}",
-                        waiting
-                            .message
-                            .unwrap_or_else(|| format!("{pod_name} cannot pull its image"))
-                    )));
+                let Some(waiting) = status.state.and_then(|s| s.waiting) else {
+                    continue;
+                };
+                let reason = waiting.reason.unwrap_or_default();
+                let message = waiting
+                    .message
+                    .unwrap_or_else(|| format!("{pod_name} is waiting"));
+                match reason.as_str() {
+                    "ErrImagePull"
+                    | "ImagePullBackOff"
+                    | "InvalidImageName"
+                    | "CreateContainerConfigError" => {
+                        trouble.fatal = Some(format!("{reason}: {message}"));
+                        return Ok(trouble);
+                    }
+                    "CrashLoopBackOff" => trouble.hint(format!("{reason}: {message}")),
+                    _ => {}
                 }
             }
             names.push(pod_name);
@@ -360,14 +375,17 @@ impl KubeScheduler {
                 continue;
             }
             let reason = event.reason.clone().unwrap_or_default();
-            if matches!(
-                reason.as_str(),
-                "FailedScheduling" | "Failed" | "Unhealthy" | "BackOff"
-            ) {
-                return Ok(Some(format!("{reason}: {}", event.message.unwrap_or_default())));
+            let message = format!("{reason}: {}", event.message.unwrap_or_default());
+            match reason.as_str() {
+                "FailedScheduling" => {
+                    trouble.fatal = Some(message);
+                    return Ok(trouble);
+                }
+                "Unhealthy" | "BackOff" | "Failed" => trouble.hint(message),
+                _ => {}
             }
         }
-        Ok(None)
+        Ok(trouble)
     }
 
     /// Removes what an earlier release left: Deployments of process types
@@ -424,6 +442,23 @@ impl KubeScheduler {
             .map_err(unavailable)?;
         self.apply_all(&objects, &live).await?;
         self.wait_rolled_out(&objects, spec.deploy_timeout).await
+    }
+}
+
+/// What the cluster says about pods that are not ready yet.
+#[derive(Debug, Default)]
+struct Trouble {
+    /// Why they can never come up: the rollout ends now.
+    fatal: Option<String>,
+    /// Signs of trouble, each once, for the message if the rollout times out.
+    hints: Vec<String>,
+}
+
+impl Trouble {
+    fn hint(&mut self, message: String) {
+        if !self.hints.contains(&message) {
+            self.hints.push(message);
+        }
     }
 }
 

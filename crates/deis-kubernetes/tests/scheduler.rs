@@ -202,6 +202,20 @@ async fn an_app_lives_its_whole_life_on_the_cluster() {
         "rolled back to v2"
     );
 
+    // A release that runs but never passes its readiness probe is given
+    // its deploy timeout (failing probes while starting are normal), then
+    // refused with what the cluster said.
+    fake.never_ready("registry.example/shop:v4");
+    let mut slow = spec(4, "registry.example/shop:v4", 3);
+    slow.deploy_timeout = Duration::from_secs(1);
+    match kube.deploy(&slow).await {
+        Err(SchedulerError::DeployFailed(message)) => assert!(
+            message.contains("did not become ready within 1 seconds") && message.contains("Unhealthy"),
+            "{message}"
+        ),
+        other => panic!("a timed-out rollout, not {other:?}"),
+    }
+
     // Tags: a node must carry them.
     let tags = BTreeMap::from([("disk".to_owned(), "ssd".to_owned())]);
     assert!(matches!(
