@@ -79,6 +79,7 @@ fn spec(
         structure: structure.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         routable_type: routable.then(|| "web".to_string()),
         deploy_timeout: Duration::from_secs(60),
+        autoscale: BTreeMap::new(),
     }
 }
 

@@ -41,6 +41,7 @@ fn spec(app: &str, version: i32, web: i32) -> DeploySpec {
         structure: BTreeMap::from([("web".to_owned(), web)]),
         routable_type: Some("web".to_owned()),
         deploy_timeout: Duration::from_secs(60),
+        autoscale: BTreeMap::new(),
     }
 }
 

@@ -176,6 +176,7 @@ impl Controller {
                 None
             },
             deploy_timeout,
+            autoscale: settings.autoscale.clone(),
         }))
     }
 

@@ -103,12 +103,8 @@ pub fn selector_labels(app: &str, ptype: &str) -> BTreeMap<String, String> {
     labels(&[("app", app), ("type", ptype), HERITAGE])
 }
 
-/// The app's objects for `spec`, with `autoscale` per process type.
-pub fn app_objects(
-    spec: &DeploySpec,
-    autoscale: &BTreeMap<String, Autoscale>,
-    settings: &Settings,
-) -> AppObjects {
+/// The app's objects for `spec`.
+pub fn app_objects(spec: &DeploySpec, settings: &Settings) -> AppObjects {
     let release = &spec.release;
     let app = release.app.as_str();
     let port = port(release);
@@ -145,7 +141,8 @@ pub fn app_objects(
             .routable_type
             .as_deref()
             .map(|ptype| service(app, ptype, port)),
-        autoscalers: autoscale
+        autoscalers: spec
+            .autoscale
             .iter()
             .filter(|(ptype, _)| spec.structure.contains_key(*ptype))
             .map(|(ptype, scale)| autoscaler(app, ptype, scale))

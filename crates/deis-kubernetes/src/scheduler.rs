@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deis_core::validate::Autoscale;
 use deis_scheduler::routing::{AppEndpoints, EndpointsWatch};
 use deis_scheduler::{
     Capabilities, DeploySpec, Enforcement, ProcessInfo, ProcessSelector, ProcessState, RunIo, RunSpec,
@@ -58,8 +57,6 @@ pub struct KubeScheduler {
     timing: Timing,
     /// The last release each app rolled out, to roll back to.
     deployed: Mutex<HashMap<String, DeploySpec>>,
-    /// Autoscale settings per app (they are part of the desired state).
-    autoscale: Mutex<HashMap<String, BTreeMap<String, Autoscale>>>,
     endpoints: tokio::sync::watch::Sender<Arc<AppEndpoints>>,
 }
 
@@ -82,7 +79,6 @@ impl KubeScheduler {
             settings,
             timing,
             deployed: Mutex::new(HashMap::new()),
-            autoscale: Mutex::new(HashMap::new()),
             endpoints,
         });
         tokio::spawn(crate::endpoints::watch(
@@ -104,22 +100,9 @@ impl KubeScheduler {
         &self.timing
     }
 
-    /// Records an app's autoscale settings; the next deploy or scale applies them.
-    pub fn set_autoscale(&self, app: &str, autoscale: BTreeMap<String, Autoscale>) {
-        if let Ok(mut all) = self.autoscale.lock() {
-            all.insert(app.to_owned(), autoscale);
-        }
-    }
-
     /// The objects `spec` is on the cluster.
     pub fn render(&self, spec: &DeploySpec) -> AppObjects {
-        let autoscale = self
-            .autoscale
-            .lock()
-            .ok()
-            .and_then(|all| all.get(&spec.release.app).cloned())
-            .unwrap_or_default();
-        render::app_objects(spec, &autoscale, &self.settings)
+        render::app_objects(spec, &self.settings)
     }
 
     fn namespaced<K>(&self, app: &str) -> Api<K>

@@ -41,6 +41,7 @@ fn spec(replicas: i32) -> DeploySpec {
         structure: BTreeMap::from([("web".to_owned(), replicas)]),
         routable_type: Some("web".to_owned()),
         deploy_timeout: Duration::from_secs(180),
+        autoscale: BTreeMap::new(),
     }
 }
 

@@ -64,6 +64,7 @@ fn spec(release: ReleaseSpec, structure: &[(&str, i32)], routable: Option<&str>)
         structure: structure.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
         routable_type: routable.map(str::to_owned),
         deploy_timeout: Duration::from_secs(120),
+        autoscale: BTreeMap::new(),
     }
 }
 
@@ -120,17 +121,19 @@ fn cases() -> Vec<(&'static str, AppObjects)> {
         (
             "buildpack",
             render::app_objects(
-                &spec(
-                    release(
-                        "shop",
-                        BuildKind::Buildpack,
-                        &[("web", "bin/web"), ("worker", "bin/worker")],
-                        buildpack,
-                    ),
-                    &[("web", 3), ("worker", 1)],
-                    Some("web"),
-                ),
-                &autoscale,
+                &DeploySpec {
+                    autoscale,
+                    ..spec(
+                        release(
+                            "shop",
+                            BuildKind::Buildpack,
+                            &[("web", "bin/web"), ("worker", "bin/worker")],
+                            buildpack,
+                        ),
+                        &[("web", 3), ("worker", 1)],
+                        Some("web"),
+                    )
+                },
                 &settings,
             ),
         ),
@@ -147,7 +150,6 @@ fn cases() -> Vec<(&'static str, AppObjects)> {
                     &[("cmd", 2), ("cron", 0)],
                     Some("cmd"),
                 ),
-                &BTreeMap::new(),
                 &settings,
             ),
         ),
@@ -159,7 +161,6 @@ fn cases() -> Vec<(&'static str, AppObjects)> {
                     &[("cmd", 1)],
                     None,
                 ),
-                &BTreeMap::new(),
                 &settings,
             ),
         ),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use deis_core::ConfigData;
+use deis_core::validate::Autoscale;
 use deis_kube_fake::FakeKube;
 use deis_kubernetes::{KubeScheduler, Settings, Timing};
 use deis_scheduler::{
@@ -35,6 +36,7 @@ fn spec(version: i32, image: &str, web: i32) -> DeploySpec {
         structure: BTreeMap::from([("web".to_owned(), web)]),
         routable_type: Some("web".to_owned()),
         deploy_timeout: Duration::from_secs(10),
+        autoscale: BTreeMap::new(),
     }
 }
 
@@ -125,6 +127,31 @@ async fn an_app_lives_its_whole_life_on_the_cluster() {
         .await
         .expect("scales");
     assert_eq!(kube.list("shop").await.unwrap().len(), 3);
+
+    // Autoscaling: an HPA while it is set, none once it is unset.
+    let hpa = "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/shop-web";
+    let mut autoscaled = spec(2, "registry.example/shop:v2", 3);
+    autoscaled.autoscale = BTreeMap::from([(
+        "web".to_owned(),
+        Autoscale {
+            min: 2,
+            max: 5,
+            cpu_percent: 70,
+        },
+    )]);
+    kube.scale(&autoscaled).await.expect("autoscaling on");
+    let created = fake.object(hpa).expect("an HPA");
+    assert_eq!(
+        (
+            created["spec"]["minReplicas"].as_i64(),
+            created["spec"]["maxReplicas"].as_i64()
+        ),
+        (Some(2), Some(5))
+    );
+    kube.scale(&spec(2, "registry.example/shop:v2", 3))
+        .await
+        .expect("autoscaling off");
+    assert!(fake.object(hpa).is_none(), "the HPA is gone");
 
     // Restart one type: its pods are replaced.
     let before: Vec<String> = kube

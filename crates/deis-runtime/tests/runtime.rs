@@ -151,6 +151,7 @@ fn deploy_spec(release: ReleaseSpec, structure: &[(&str, i32)]) -> DeploySpec {
         structure: structure.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         routable_type: Some("web".into()),
         deploy_timeout: Duration::from_secs(20),
+        autoscale: BTreeMap::new(),
     }
 }
 

@@ -101,6 +101,9 @@ pub struct DeploySpec {
     pub routable_type: Option<String>,
     /// How long the new release may take to become ready.
     pub deploy_timeout: Duration,
+    /// Autoscaling per process type (`deis autoscale:set`); runtimes that
+    /// can autoscale (Kubernetes: an HPA) act on it, others ignore it.
+    pub autoscale: BTreeMap<String, deis_core::validate::Autoscale>,
 }
 
 /// A one-off command in an app's release.

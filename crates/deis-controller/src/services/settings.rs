@@ -75,7 +75,7 @@ impl Api {
     }
 
     /// Saves a settings revision if it changes anything, and re-applies the
-    /// app's routing when routability changed.
+    /// app's desired state when routability or autoscaling changed.
     async fn save_settings(
         &self,
         user: &User,
@@ -88,7 +88,7 @@ impl Api {
         }
         let saved = self.inner.store.save_settings(app, &user.username, &next).await?;
         self.routing_changed();
-        if next.routable != current.routable {
+        if next.routable != current.routable || next.autoscale != current.autoscale {
             self.redeploy_current(app).await?;
         }
         Ok(saved)
