@@ -58,7 +58,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 }
 
 pub(crate) async fn run() -> Result<()> {
-    let fake = FakeKube::start().await;
+    let fake = FakeKube::start().await.context("starting the fake API server")?;
     fake.set_start_delay(Duration::ZERO);
     let config = kube::Config::new(fake.url().parse().context("the fake's URL")?);
     let client = kube::Client::try_from(config).context("a Kubernetes client")?;

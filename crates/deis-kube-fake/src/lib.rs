@@ -168,17 +168,11 @@ pub struct FakeKube {
 }
 
 impl FakeKube {
-    /// Starts on 127.0.0.1:0 in the current tokio runtime.
-    ///
-    /// # Panics
-    /// If no loopback port can be bound.
-    pub async fn start() -> FakeKube {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port for the fake kube API");
-        let addr = listener
-            .local_addr()
-            .expect("local address of the fake kube API listener");
+    /// Starts on 127.0.0.1:0 in the current tokio runtime; fails if no
+    /// loopback port can be bound.
+    pub async fn start() -> std::io::Result<FakeKube> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let (changed, _) = watch::channel(0);
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -191,11 +185,11 @@ impl FakeKube {
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         let timers = tokio::spawn(timer_loop(shared.clone()));
-        FakeKube {
+        Ok(FakeKube {
             url: format!("http://{addr}"),
             shared,
             tasks: vec![accept, timers],
-        }
+        })
     }
 
     /// `http://127.0.0.1:PORT`

@@ -20,7 +20,9 @@ use serde_json::json;
 const MANAGER: &str = "deis-scheduler";
 
 async fn start() -> Result<(FakeKube, Client)> {
-    let fake = FakeKube::start().await;
+    let fake = FakeKube::start()
+        .await
+        .expect("a loopback port for the fake API server");
     let client = Client::try_from(Config::new(fake.url().parse()?))?;
     Ok((fake, client))
 }

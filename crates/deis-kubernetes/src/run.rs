@@ -10,15 +10,13 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 
 use crate::render;
-use crate::scheduler::KubeScheduler;
+use crate::scheduler::{KubeScheduler, unavailable};
 
 pub(crate) async fn run(scheduler: &KubeScheduler, spec: &RunSpec, io: RunIo) -> Result<i32, SchedulerError> {
     let app = spec.release.app.as_str();
     let name = format!("{app}-run-{}", suffix());
     let pod = render::run_pod(spec, &name, scheduler.settings());
     let pods: Api<Pod> = Api::namespaced(scheduler.client().clone(), app);
-    let unavailable =
-        |e: kube::Error| SchedulerError::Unavailable(format!("The Kubernetes API refused a request: {e}"));
     pods.create(&PostParams::default(), &pod)
         .await
         .map_err(unavailable)?;
@@ -43,10 +41,7 @@ async fn wait_for_exit(
 ) -> Result<i32, SchedulerError> {
     let deadline = Instant::now() + spec.timeout;
     loop {
-        let pod = pods
-            .get(name)
-            .await
-            .map_err(|e| SchedulerError::Unavailable(format!("The Kubernetes API refused a request: {e}")))?;
+        let pod = pods.get(name).await.map_err(unavailable)?;
         let status = pod.status.unwrap_or_default();
         let terminated = status
             .container_statuses

@@ -60,7 +60,8 @@ pub struct KubeScheduler {
     endpoints: tokio::sync::watch::Sender<Arc<AppEndpoints>>,
 }
 
-fn unavailable(err: kube::Error) -> SchedulerError {
+/// A request the API server refused or could not be sent.
+pub(crate) fn unavailable(err: kube::Error) -> SchedulerError {
     SchedulerError::Unavailable(format!("The Kubernetes API refused a request: {err}"))
 }
 

@@ -64,7 +64,9 @@ fn writes(fake: &FakeKube) -> Vec<String> {
 
 #[tokio::test]
 async fn an_app_lives_its_whole_life_on_the_cluster() {
-    let fake = FakeKube::start().await;
+    let fake = FakeKube::start()
+        .await
+        .expect("a loopback port for the fake API server");
     let kube = scheduler(&fake).await;
     let mut endpoints = kube.endpoints();
 
