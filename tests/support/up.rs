@@ -45,12 +45,23 @@ pub struct UpServer {
 }
 
 /// A loopback port that was free a moment ago (for services whose port
-/// must be known before they start).
+/// must be known before they start, sometimes seconds later).
+///
+/// It is drawn at random from below Linux's ephemeral range (32768 and
+/// up): a port the kernel hands out for `bind(0)` can be handed out again
+/// as the source port of any outgoing connection in the meantime, which
+/// once made Envoy's HTTPS listener fail with "Address already in use".
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
+    use std::hash::{BuildHasher, RandomState};
+    let seed = RandomState::new();
+    for attempt in 0u32..1000 {
+        let port = 20_000 + (seed.hash_one(attempt) % 12_000) as u16;
+        let free_on = |addr: &str| std::net::TcpListener::bind((addr, port)).is_ok();
+        if free_on("127.0.0.1") && free_on("0.0.0.0") {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000 after 1000 tries");
 }
 
 impl UpServer {
