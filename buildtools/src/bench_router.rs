@@ -157,16 +157,14 @@ struct Measured {
     cpu_per_request: Duration,
 }
 
-/// Warms up, then measures one proxy (process `pid`) on `port`.
+/// One wrk run through one proxy (process `pid`) on `port`.
 fn measure(name: &'static str, pid: u32, port: u16, seconds: u32) -> Result<Measured> {
-    wait_for_200(port, HOST, Duration::from_secs(20))?;
-    wrk(port, 2)?;
     let before = cpu_time(pid);
     let result = wrk(port, seconds)?;
     let cpu = cpu_time(pid).saturating_sub(before);
     let cpu_per_request = cpu / u32::try_from(result.requests.max(1)).unwrap_or(u32::MAX);
     println!(
-        "  {name:<16} {:>9.0} req/s   p99 {:>8}   CPU {:>6.1} us/request",
+        "    {name:<16} {:>9.0} req/s   p99 {:>8}   CPU {:>6.1} us/request",
         result.rps,
         ms(result.p99),
         cpu_per_request.as_secs_f64() * 1e6
@@ -177,6 +175,21 @@ fn measure(name: &'static str, pid: u32, port: u16, seconds: u32) -> Result<Meas
         p99: result.p99,
         cpu_per_request,
     })
+}
+
+/// The median of each figure over a proxy's rounds.
+fn median_of(name: &'static str, runs: &[Measured]) -> Measured {
+    fn median<T: PartialOrd + Copy>(mut values: Vec<T>) -> T {
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        values[values.len() / 2]
+    }
+    let mine: Vec<&Measured> = runs.iter().filter(|r| r.name == name).collect();
+    Measured {
+        name,
+        rps: median(mine.iter().map(|r| r.rps).collect()),
+        p99: median(mine.iter().map(|r| r.p99).collect()),
+        cpu_per_request: median(mine.iter().map(|r| r.cpu_per_request).collect()),
+    }
 }
 
 fn nginx_config(dir: &Path, name: &str, body: &str) -> Result<PathBuf> {
@@ -280,8 +293,6 @@ pub(crate) async fn router() -> Result<()> {
     )?;
     let _upstream = spawn(Command::new("nginx").arg("-c").arg(&upstream_conf))?;
 
-    let feed = Feed::new();
-    let proxy_port = free_port()?;
     let state = RoutingState {
         apps: [(
             "bench".to_string(),
@@ -292,41 +303,66 @@ pub(crate) async fn router() -> Result<()> {
         )]
         .into(),
     };
-    feed.update(&settings(proxy_port), &state);
-    let feed_addr = serve_feed(&feed).await?;
+    // The feed says which port the router listens on; the embedded router
+    // and Envoy run side by side, so each reads a feed of its own.
+    let (proxy_port, envoy_port) = (free_port()?, free_port()?);
+    let (embedded_feed, envoy_feed) = (Feed::new(), Feed::new());
+    embedded_feed.update(&settings(proxy_port), &state);
+    envoy_feed.update(&settings(envoy_port), &state);
 
-    println!("wrk -t1 -c32 -d{seconds}s through each proxy (one worker each) to one nginx upstream:");
-    let mut results = Vec::new();
-    {
-        let proc = start_embedded(feed_addr)?;
-        let pid = proc.0.id();
-        results.push(
-            tokio::task::spawn_blocking(move || measure("embedded router", pid, proxy_port, seconds))
-                .await??,
+    // All three run at once and are measured in turn, round after round,
+    // so a slow spell of the machine does not fall on one of them.
+    let embedded = start_embedded(serve_feed(&embedded_feed).await?)?;
+    let envoy = start_envoy(serve_feed(&envoy_feed).await?, dir.path())?;
+    let nginx_port = free_port()?;
+    let conf = nginx_config(
+        dir.path(),
+        "proxy",
+        &format!(
+            "  upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; keepalive_requests 1000000; }}\n  \
+             server {{ listen 127.0.0.1:{nginx_port}; server_name {HOST}; location / {{ proxy_pass http://app; \
+             proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host $host; }} }}"
+        ),
+    )?;
+    let nginx = spawn(Command::new("nginx").arg("-c").arg(&conf))?;
+    let proxies: [(&'static str, u32, u16); 3] = [
+        ("embedded router", embedded.0.id(), proxy_port),
+        ("Envoy", envoy.0.id(), envoy_port),
+        ("nginx", nginx.0.id(), nginx_port),
+    ];
+    let rounds = 3;
+    println!(
+        "wrk -t1 -c32 -d{seconds}s through each proxy (one worker each) to one nginx upstream, {rounds} rounds in turn:"
+    );
+    let runs = tokio::task::spawn_blocking(move || -> Result<Vec<Measured>> {
+        for (_, _, port) in proxies {
+            wait_for_200(port, HOST, Duration::from_secs(20))?;
+            wrk(port, 2)?;
+        }
+        let mut runs = Vec::new();
+        for round in 1..=rounds {
+            println!("  round {round}:");
+            for (name, pid, port) in proxies {
+                runs.push(measure(name, pid, port, seconds)?);
+            }
+        }
+        Ok(runs)
+    })
+    .await??;
+    drop((embedded, envoy, nginx));
+    let results: Vec<Measured> = proxies
+        .iter()
+        .map(|(name, _, _)| median_of(name, &runs))
+        .collect();
+    println!("\nmedians over {rounds} rounds:");
+    for r in &results {
+        println!(
+            "  {:<16} {:>9.0} req/s   p99 {:>8}   CPU {:>6.1} us/request",
+            r.name,
+            r.rps,
+            ms(r.p99),
+            r.cpu_per_request.as_secs_f64() * 1e6
         );
-        drop(proc);
-    }
-    {
-        let proc = start_envoy(feed_addr, dir.path())?;
-        let pid = proc.0.id();
-        results.push(tokio::task::spawn_blocking(move || measure("Envoy", pid, proxy_port, seconds)).await??);
-        drop(proc);
-    }
-    {
-        let nginx_port = free_port()?;
-        let conf = nginx_config(
-            dir.path(),
-            "proxy",
-            &format!(
-                "  upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; keepalive_requests 1000000; }}\n  \
-                 server {{ listen 127.0.0.1:{nginx_port}; server_name {HOST}; location / {{ proxy_pass http://app; \
-                 proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host $host; }} }}"
-            ),
-        )?;
-        let proc = spawn(Command::new("nginx").arg("-c").arg(&conf))?;
-        let pid = proc.0.id();
-        results.push(tokio::task::spawn_blocking(move || measure("nginx", pid, nginx_port, seconds)).await??);
-        drop(proc);
     }
     let nginx = results
         .iter()

@@ -2,7 +2,9 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,6 +13,8 @@ use deis_router::ProxyError;
 use deis_router::config::RouteAction;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
@@ -136,6 +140,67 @@ async fn upstream_connections_are_reused() {
     // One pool per worker: at most one connection each.
     let connections = up.connections.load(Ordering::SeqCst);
     assert!(connections <= WORKERS, "{connections} upstream connections");
+    router.shutdown().await;
+}
+
+/// An upstream that answers one request per connection with keep-alive,
+/// then closes the idle connection 20 ms later (a short server keep-alive
+/// timeout). Counts the connections it accepted.
+async fn closing_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\nok\n")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_closed_by_the_app_are_not_reused() {
+    let (up, accepted) = closing_upstream().await;
+    let config = http_config(
+        vec![vhost("app", &["*"], vec![prefix("/", forward("up"))])],
+        vec![cluster("up", &[up])],
+    );
+    let (router, _, addr) = serve(config).await;
+    let mut client = Client::connect(addr).await;
+    for round in 1..=3 {
+        // A POST is not retried, so a dead pooled socket would fail it.
+        let reply = client
+            .send(
+                Request::post("/")
+                    .header("host", "app")
+                    .body(full(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "round {round}: {}", reply.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "a new upstream connection each time"
+    );
     router.shutdown().await;
 }
 

@@ -29,7 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 pub type TestBody = BoxBody<Bytes, BoxError>;
 
-fn full(body: impl Into<Bytes>) -> TestBody {
+pub fn full(body: impl Into<Bytes>) -> TestBody {
     Full::new(body.into()).map_err(|never| match never {}).boxed()
 }
 
