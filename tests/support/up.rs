@@ -68,7 +68,18 @@ impl UpServer {
     /// Starts `up` on free ports with `data_dir`, optionally on PostgreSQL,
     /// with `extra` arguments; waits for its ready banner.
     pub fn start(data_dir: &Path, database_url: Option<&str>, extra: &[&str]) -> UpServer {
+        Self::start_with_env(data_dir, database_url, extra, &[])
+    }
+
+    /// `start`, with `env` set for the server process.
+    pub fn start_with_env(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> UpServer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_deis-workflow"));
+        command.envs(env.iter().copied());
         command
             .args([
                 "up",
