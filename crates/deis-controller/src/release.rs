@@ -409,15 +409,21 @@ impl Controller {
     pub(crate) async fn redeploy_current(&self, app: &App) -> deis_core::Result<()> {
         let _guard = self.lock_app(&app.uuid).await;
         let app = self.find_app(&app.name).await?;
-        let current = self.inner.store.current_state(&app).await?;
-        if let Some(spec) = self.deploy_spec(&app, &current, &app.structure).await? {
+        if let Some(spec) = self.current_spec(&app).await? {
             self.inner.scheduler.deploy(&spec).await?;
         }
         Ok(())
     }
+
+    /// What the app should be running now, if it has a build.
+    async fn current_spec(&self, app: &App) -> deis_core::Result<Option<DeploySpec>> {
+        let current = self.inner.store.current_state(app).await?;
+        self.deploy_spec(app, &current, &app.structure).await
+    }
 }
 
-/// Re-applies the desired state of every app with a build.
+/// Re-applies the desired state of every app with a build that does not
+/// run as specified.
 pub(crate) async fn converge_all(controller: &Controller) {
     let apps = match controller.inner.store.list_all_apps().await {
         Ok(apps) => apps,
@@ -426,8 +432,33 @@ pub(crate) async fn converge_all(controller: &Controller) {
             return;
         }
     };
+    // One question to the scheduler for all apps (on Kubernetes a few list
+    // requests, instead of several reads per app); the answer is read
+    // without the apps' locks, so a stale app is redeployed under its lock
+    // from its state then, and one deployed meanwhile is up to date anyway.
+    let mut with_build = Vec::new();
+    let mut specs = Vec::new();
     for app in apps {
-        if let Err(err) = controller.redeploy_current(&app).await {
+        match controller.current_spec(&app).await {
+            Ok(Some(spec)) => {
+                with_build.push(app);
+                specs.push(spec);
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(app = %app.name, error = %err, "cannot read the app's desired state"),
+        }
+    }
+    let stale = controller
+        .inner
+        .scheduler
+        .out_of_date(&specs)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "cannot compare the apps with what runs; re-applying all of them");
+            (0..specs.len()).collect()
+        });
+    for app in stale.into_iter().filter_map(|i| with_build.get(i)) {
+        if let Err(err) = controller.redeploy_current(app).await {
             tracing::warn!(app = %app.name, error = %err, "could not restore the app's processes");
         }
     }

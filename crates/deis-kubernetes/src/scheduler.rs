@@ -65,6 +65,32 @@ pub(crate) fn unavailable(err: kube::Error) -> SchedulerError {
     SchedulerError::Unavailable(format!("The Kubernetes API refused a request: {err}"))
 }
 
+/// An object as it would be applied (stamped with its [`DESIRED_HASH`]).
+pub(crate) enum Desired {
+    Namespace(Box<Namespace>),
+    Secret(Box<Secret>),
+    Deployment(Box<Deployment>),
+    Service(Box<Service>),
+    Autoscaler(Box<HorizontalPodAutoscaler>),
+}
+
+/// One write that bringing an app to its desired state takes.
+pub(crate) enum Change {
+    /// Apply this object.
+    Apply(Desired),
+    /// Delete the object of this kind and name from the app's namespace.
+    Delete(&'static str, String),
+    /// Copy the platform's object-store Secret of this name into it.
+    CopyPlatformSecret(String),
+}
+
+/// `object` stamped for applying, unless the cluster already holds this
+/// rendering of it.
+fn stale<K: Resource + Serialize + Clone>(kind: &'static str, object: &K, live: &Live) -> Option<K> {
+    let (object, hash) = live::stamped(object);
+    (live.hash(&live::key(kind, &object)) != Some(hash.as_str())).then_some(object)
+}
+
 /// Whether `err` is the API's 404.
 fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 404)
@@ -127,18 +153,26 @@ impl KubeScheduler {
         K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
         <K as Resource>::DynamicType: Default,
     {
-        let (object, hash) = live::stamped(object);
-        if live.hash(&live::key(kind, &object)) == Some(hash.as_str()) {
-            return Ok(false);
+        match stale(kind, object, live) {
+            Some(stamped) => self.send_apply(api, &stamped).await.map(|()| true),
+            None => Ok(false),
         }
+    }
+
+    /// Server-side applies `object` (already stamped) as the platform.
+    async fn send_apply<K>(&self, api: &Api<K>, object: &K) -> Result<(), SchedulerError>
+    where
+        K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
         let name = object.meta().name.clone().unwrap_or_default();
         api.patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&object),
+            &Patch::Apply(object),
         )
         .await
-        .map(|_| true)
+        .map(drop)
         .map_err(unavailable)
     }
 
@@ -154,59 +188,84 @@ impl KubeScheduler {
         }
     }
 
-    /// Brings the app's objects to `objects`, sending only what differs
-    /// from `live`; returns how many writes that took.
-    pub async fn apply_all(&self, objects: &AppObjects, live: &Live) -> Result<usize, SchedulerError> {
+    /// What bringing the app's objects to `objects` takes, given `live`:
+    /// nothing when the cluster already holds this rendering of every one.
+    pub(crate) fn plan(&self, objects: &AppObjects, live: &Live) -> Vec<Change> {
         let app = objects.namespace.metadata.name.clone().unwrap_or_default();
-        let mut writes = 0;
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        writes += usize::from(
-            self.apply(&namespaces, "Namespace", &objects.namespace, live)
-                .await?,
-        );
-        let secrets: Api<Secret> = self.namespaced(&app);
-        writes += usize::from(self.apply(&secrets, "Secret", &objects.env_secret, live).await?);
-        let pull_key = ("Secret", app.clone(), render::PULL_SECRET.to_owned());
+        let mut changes = Vec::new();
+        let mut apply = |desired: Option<Desired>| changes.extend(desired.map(Change::Apply));
+        apply(stale("Namespace", &objects.namespace, live).map(|o| Desired::Namespace(Box::new(o))));
+        apply(stale("Secret", &objects.env_secret, live).map(|o| Desired::Secret(Box::new(o))));
         match &objects.pull_secret {
-            Some(secret) => writes += usize::from(self.apply(&secrets, "Secret", secret, live).await?),
-            None if live.exists(&pull_key) => {
-                self.delete_if_present(&secrets, render::PULL_SECRET).await?;
-                writes += 1;
+            Some(secret) => apply(stale("Secret", secret, live).map(|o| Desired::Secret(Box::new(o)))),
+            None if live.exists(&("Secret", app.clone(), render::PULL_SECRET.to_owned())) => {
+                changes.push(Change::Delete("Secret", render::PULL_SECRET.to_owned()));
             }
             None => {}
         }
         if let Some(name) = &self.settings.object_store_secret
             && !live.exists(&("Secret", app.clone(), name.clone()))
         {
-            self.copy_platform_secret(&app, name, live).await?;
-            writes += 1;
+            changes.push(Change::CopyPlatformSecret(name.clone()));
         }
-        let deployments: Api<Deployment> = self.namespaced(&app);
+        let mut apply = |desired: Option<Desired>| changes.extend(desired.map(Change::Apply));
         for deployment in &objects.deployments {
-            writes += usize::from(self.apply(&deployments, "Deployment", deployment, live).await?);
+            apply(stale("Deployment", deployment, live).map(|o| Desired::Deployment(Box::new(o))));
         }
-        let services: Api<Service> = self.namespaced(&app);
         match &objects.service {
-            Some(service) => writes += usize::from(self.apply(&services, "Service", service, live).await?),
+            Some(service) => apply(stale("Service", service, live).map(|o| Desired::Service(Box::new(o)))),
             None if live.exists(&("Service", app.clone(), app.clone())) => {
-                self.delete_if_present(&services, &app).await?;
-                writes += 1;
+                changes.push(Change::Delete("Service", app.clone()));
             }
             None => {}
         }
-        let hpas: Api<HorizontalPodAutoscaler> = self.namespaced(&app);
-        let wanted: Vec<String> = objects
+        for hpa in &objects.autoscalers {
+            changes.extend(
+                stale("HorizontalPodAutoscaler", hpa, live)
+                    .map(|h| Change::Apply(Desired::Autoscaler(Box::new(h)))),
+            );
+        }
+        let wanted: Vec<&str> = objects
             .autoscalers
             .iter()
-            .filter_map(|h| h.metadata.name.clone())
+            .filter_map(|h| h.metadata.name.as_deref())
             .collect();
-        for hpa in &objects.autoscalers {
-            writes += usize::from(self.apply(&hpas, "HorizontalPodAutoscaler", hpa, live).await?);
-        }
         for name in live.names("HorizontalPodAutoscaler", &app) {
-            if !wanted.contains(&name) {
-                self.delete_if_present(&hpas, &name).await?;
-                writes += 1;
+            if !wanted.contains(&name.as_str()) {
+                changes.push(Change::Delete("HorizontalPodAutoscaler", name));
+            }
+        }
+        changes
+    }
+
+    /// Brings the app's objects to `objects`, sending only what differs
+    /// from `live`; returns how many writes that took.
+    pub async fn apply_all(&self, objects: &AppObjects, live: &Live) -> Result<usize, SchedulerError> {
+        let app = objects.namespace.metadata.name.clone().unwrap_or_default();
+        let changes = self.plan(objects, live);
+        let writes = changes.len();
+        for change in changes {
+            match change {
+                Change::Apply(Desired::Namespace(o)) => {
+                    self.send_apply(&Api::all(self.client.clone()), &*o).await?
+                }
+                Change::Apply(Desired::Secret(o)) => self.send_apply(&self.namespaced(&app), &*o).await?,
+                Change::Apply(Desired::Deployment(o)) => self.send_apply(&self.namespaced(&app), &*o).await?,
+                Change::Apply(Desired::Service(o)) => self.send_apply(&self.namespaced(&app), &*o).await?,
+                Change::Apply(Desired::Autoscaler(o)) => self.send_apply(&self.namespaced(&app), &*o).await?,
+                Change::CopyPlatformSecret(name) => self.copy_platform_secret(&app, &name, live).await?,
+                Change::Delete("Secret", name) => {
+                    self.delete_if_present(&self.namespaced::<Secret>(&app), &name)
+                        .await?;
+                }
+                Change::Delete("Service", name) => {
+                    self.delete_if_present(&self.namespaced::<Service>(&app), &name)
+                        .await?;
+                }
+                Change::Delete(_, name) => {
+                    self.delete_if_present(&self.namespaced::<HorizontalPodAutoscaler>(&app), &name)
+                        .await?;
+                }
             }
         }
         Ok(writes)
@@ -537,6 +596,21 @@ impl Scheduler for KubeScheduler {
                 Err(err)
             }
         }
+    }
+
+    /// Reads the cluster's objects in a few list requests and compares
+    /// each app's rendering with them; writes nothing.
+    async fn out_of_date(&self, specs: &[DeploySpec]) -> Result<Vec<usize>, SchedulerError> {
+        let live = Live::all(&self.client).await.map_err(unavailable)?;
+        let mut stale = Vec::new();
+        for (index, spec) in specs.iter().enumerate() {
+            if self.plan(&self.render(spec), &live).is_empty() {
+                self.remember(spec);
+            } else {
+                stale.push(index);
+            }
+        }
+        Ok(stale)
     }
 
     async fn scale(&self, spec: &DeploySpec) -> Result<(), SchedulerError> {

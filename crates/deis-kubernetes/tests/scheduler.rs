@@ -124,6 +124,26 @@ async fn an_app_lives_its_whole_life_on_the_cluster() {
         "an unchanged app is not rewritten"
     );
 
+    // What a restarted controller asks first: which apps do not run as
+    // specified. Five list requests answer it for every app, writing nothing.
+    fake.clear_requests();
+    let scaled = spec(2, "registry.example/shop:v2", 5);
+    let other = DeploySpec {
+        release: ReleaseSpec {
+            app: "cart".to_owned(),
+            ..v2.release.clone()
+        },
+        ..v2.clone()
+    };
+    let stale = kube
+        .out_of_date(&[v2.clone(), scaled, other])
+        .await
+        .expect("compares");
+    assert_eq!(stale, vec![1, 2], "the scaled app and the app never deployed");
+    let requests = fake.requests();
+    assert_eq!(writes(&fake), Vec::<String>::new());
+    assert_eq!(requests.len(), 5, "{requests:?}");
+
     // Scale.
     kube.scale(&spec(2, "registry.example/shop:v2", 3))
         .await

@@ -221,6 +221,14 @@ pub trait Scheduler: Send + Sync + 'static {
     /// Changes the number of processes of the current release.
     async fn scale(&self, spec: &DeploySpec) -> Result<(), SchedulerError>;
 
+    /// Of `specs` (every app's desired state, when the platform starts),
+    /// the indexes of those that may not run as specified and so need a
+    /// `deploy`. The others are known to run as specified, and count as
+    /// deployed from then on. By default: all of them.
+    async fn out_of_date(&self, specs: &[DeploySpec]) -> Result<Vec<usize>, SchedulerError> {
+        Ok((0..specs.len()).collect())
+    }
+
     /// Restarts matching processes and returns the processes afterwards.
     async fn restart(
         &self,
