@@ -63,15 +63,7 @@ fn transcript(runtime: Runtime) -> Vec<String> {
     };
     let server = match &kubeconfig {
         None => UpServer::start(data.path(), None, &[]),
-        Some(path) => UpServer::start_with_env(
-            data.path(),
-            None,
-            &["--runtime", "kubernetes"],
-            &[
-                ("KUBECONFIG", path.to_str().unwrap()),
-                ("DEIS_SLUG_URL_PREFIX", "s3://slugs/"),
-            ],
-        ),
+        Some(path) => up_on_kubernetes(data.path(), path),
     };
     let h = home.path();
     let _repo = register_and_push(&server, h, "python", "same");
@@ -130,6 +122,79 @@ fn transcript(runtime: Runtime) -> Vec<String> {
     step(&["apps:list"]);
     drop(server);
     steps
+}
+
+/// A restarted controller compares every app with the cluster in a few
+/// list requests and, when nothing changed, reads and writes nothing more.
+#[test]
+fn a_restarted_controller_rewrites_nothing_on_kubernetes() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let fake = tokio.block_on(deis_kube_fake::FakeKube::start()).unwrap();
+    let kubeconfig = data.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kubeconfig_for(fake.url())).unwrap();
+    let server = up_on_kubernetes(data.path(), &kubeconfig);
+    let _repo = register_and_push(&server, home.path(), "python", "same");
+    ok(home.path(), &["ps:scale", "web=2", "-a", "same"]);
+    server.interrupt();
+
+    fake.clear_requests();
+    let _server = up_on_kubernetes(data.path(), &kubeconfig);
+    let listed = |kind: &str| {
+        fake.requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with(kind) && r.query.contains("heritage"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ![
+        "namespaces",
+        "secrets",
+        "deployments",
+        "services",
+        "horizontalpodautoscalers",
+    ]
+    .iter()
+    .all(|kind| listed(kind))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted controller did not compare the apps with the cluster: {:?}",
+            fake.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Give a redeploy, were one wrongly decided, time to start writing.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let writes: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new(), "an unchanged app was rewritten");
+    // Cluster-wide lists only: the app's own objects were not read one by
+    // one, as a redeploy would.
+    let app_reads: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/namespaces/same"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(app_reads, Vec::<String>::new(), "the app was redeployed");
+}
+
+/// `up --runtime kubernetes` on the cluster `kubeconfig` points at.
+fn up_on_kubernetes(data: &Path, kubeconfig: &Path) -> UpServer {
+    UpServer::start_with_env(
+        data,
+        None,
+        &["--runtime", "kubernetes"],
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("DEIS_SLUG_URL_PREFIX", "s3://slugs/"),
+        ],
+    )
 }
 
 /// Waits until `ps:list` shows `count` processes and every one `up`.
