@@ -78,10 +78,19 @@ pub(crate) enum Desired {
 pub(crate) enum Change {
     /// Apply this object.
     Apply(Desired),
-    /// Delete the object of this kind and name from the app's namespace.
-    Delete(&'static str, String),
+    /// Delete the pull Secret, which registry settings no longer ask for.
+    DeletePullSecret,
+    /// Delete the Service of an app that no longer has a routable type.
+    DeleteService(String),
+    /// Delete an HPA whose process type is no longer autoscaled.
+    DeleteAutoscaler(String),
     /// Copy the platform's object-store Secret of this name into it.
     CopyPlatformSecret(String),
+}
+
+/// A stamped object to apply, as a change.
+fn apply<K>(stamped: Option<K>, desired: fn(Box<K>) -> Desired) -> Option<Change> {
+    stamped.map(|object| Change::Apply(desired(Box::new(object))))
 }
 
 /// `object` stamped for applying, unless the cluster already holds this
@@ -193,13 +202,15 @@ impl KubeScheduler {
     pub(crate) fn plan(&self, objects: &AppObjects, live: &Live) -> Vec<Change> {
         let app = objects.namespace.metadata.name.clone().unwrap_or_default();
         let mut changes = Vec::new();
-        let mut apply = |desired: Option<Desired>| changes.extend(desired.map(Change::Apply));
-        apply(stale("Namespace", &objects.namespace, live).map(|o| Desired::Namespace(Box::new(o))));
-        apply(stale("Secret", &objects.env_secret, live).map(|o| Desired::Secret(Box::new(o))));
+        changes.extend(apply(
+            stale("Namespace", &objects.namespace, live),
+            Desired::Namespace,
+        ));
+        changes.extend(apply(stale("Secret", &objects.env_secret, live), Desired::Secret));
         match &objects.pull_secret {
-            Some(secret) => apply(stale("Secret", secret, live).map(|o| Desired::Secret(Box::new(o)))),
+            Some(secret) => changes.extend(apply(stale("Secret", secret, live), Desired::Secret)),
             None if live.exists(&("Secret", app.clone(), render::PULL_SECRET.to_owned())) => {
-                changes.push(Change::Delete("Secret", render::PULL_SECRET.to_owned()));
+                changes.push(Change::DeletePullSecret);
             }
             None => {}
         }
@@ -208,22 +219,21 @@ impl KubeScheduler {
         {
             changes.push(Change::CopyPlatformSecret(name.clone()));
         }
-        let mut apply = |desired: Option<Desired>| changes.extend(desired.map(Change::Apply));
         for deployment in &objects.deployments {
-            apply(stale("Deployment", deployment, live).map(|o| Desired::Deployment(Box::new(o))));
+            changes.extend(apply(stale("Deployment", deployment, live), Desired::Deployment));
         }
         match &objects.service {
-            Some(service) => apply(stale("Service", service, live).map(|o| Desired::Service(Box::new(o)))),
+            Some(service) => changes.extend(apply(stale("Service", service, live), Desired::Service)),
             None if live.exists(&("Service", app.clone(), app.clone())) => {
-                changes.push(Change::Delete("Service", app.clone()));
+                changes.push(Change::DeleteService(app.clone()));
             }
             None => {}
         }
         for hpa in &objects.autoscalers {
-            changes.extend(
-                stale("HorizontalPodAutoscaler", hpa, live)
-                    .map(|h| Change::Apply(Desired::Autoscaler(Box::new(h)))),
-            );
+            changes.extend(apply(
+                stale("HorizontalPodAutoscaler", hpa, live),
+                Desired::Autoscaler,
+            ));
         }
         let wanted: Vec<&str> = objects
             .autoscalers
@@ -232,7 +242,7 @@ impl KubeScheduler {
             .collect();
         for name in live.names("HorizontalPodAutoscaler", &app) {
             if !wanted.contains(&name.as_str()) {
-                changes.push(Change::Delete("HorizontalPodAutoscaler", name));
+                changes.push(Change::DeleteAutoscaler(name));
             }
         }
         changes
@@ -254,15 +264,15 @@ impl KubeScheduler {
                 Change::Apply(Desired::Service(o)) => self.send_apply(&self.namespaced(&app), &*o).await?,
                 Change::Apply(Desired::Autoscaler(o)) => self.send_apply(&self.namespaced(&app), &*o).await?,
                 Change::CopyPlatformSecret(name) => self.copy_platform_secret(&app, &name, live).await?,
-                Change::Delete("Secret", name) => {
-                    self.delete_if_present(&self.namespaced::<Secret>(&app), &name)
+                Change::DeletePullSecret => {
+                    self.delete_if_present(&self.namespaced::<Secret>(&app), render::PULL_SECRET)
                         .await?;
                 }
-                Change::Delete("Service", name) => {
+                Change::DeleteService(name) => {
                     self.delete_if_present(&self.namespaced::<Service>(&app), &name)
                         .await?;
                 }
-                Change::Delete(_, name) => {
+                Change::DeleteAutoscaler(name) => {
                     self.delete_if_present(&self.namespaced::<HorizontalPodAutoscaler>(&app), &name)
                         .await?;
                 }
