@@ -51,19 +51,13 @@ fn the_controller_behaves_the_same_on_the_local_runtime_and_on_kubernetes() {
 fn transcript(runtime: Runtime) -> Vec<String> {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let tokio = tokio::runtime::Runtime::new().unwrap();
-    let (_fake, kubeconfig) = match runtime {
-        Runtime::Local => (None, None),
-        Runtime::Kubernetes => {
-            let fake = tokio.block_on(deis_kube_fake::FakeKube::start()).unwrap();
-            let path = data.path().join("kubeconfig");
-            std::fs::write(&path, kubeconfig_for(fake.url())).unwrap();
-            (Some(fake), Some(path))
-        }
+    let cluster = match runtime {
+        Runtime::Local => None,
+        Runtime::Kubernetes => Some(FakeCluster::start(data.path())),
     };
-    let server = match &kubeconfig {
+    let server = match &cluster {
         None => UpServer::start(data.path(), None, &[]),
-        Some(path) => up_on_kubernetes(data.path(), path),
+        Some(cluster) => up_on_kubernetes(data.path(), &cluster.kubeconfig),
     };
     let h = home.path();
     let _repo = register_and_push(&server, h, "python", "same");
@@ -130,17 +124,14 @@ fn transcript(runtime: Runtime) -> Vec<String> {
 fn a_restarted_controller_rewrites_nothing_on_kubernetes() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let tokio = tokio::runtime::Runtime::new().unwrap();
-    let fake = tokio.block_on(deis_kube_fake::FakeKube::start()).unwrap();
-    let kubeconfig = data.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, kubeconfig_for(fake.url())).unwrap();
-    let server = up_on_kubernetes(data.path(), &kubeconfig);
+    let FakeCluster { fake, kubeconfig, .. } = &FakeCluster::start(data.path());
+    let server = up_on_kubernetes(data.path(), kubeconfig);
     let _repo = register_and_push(&server, home.path(), "python", "same");
     ok(home.path(), &["ps:scale", "web=2", "-a", "same"]);
     server.interrupt();
 
     fake.clear_requests();
-    let _server = up_on_kubernetes(data.path(), &kubeconfig);
+    let _server = up_on_kubernetes(data.path(), kubeconfig);
     let listed = |kind: &str| {
         fake.requests()
             .iter()
@@ -248,6 +239,29 @@ fn normalise(text: &str) -> String {
             .into_owned();
     }
     text
+}
+
+/// The in-memory API server, on a runtime of its own, and a kubeconfig
+/// pointing at it.
+struct FakeCluster {
+    fake: deis_kube_fake::FakeKube,
+    kubeconfig: std::path::PathBuf,
+    // Dropped last: the fake's tasks run on it.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FakeCluster {
+    fn start(dir: &Path) -> FakeCluster {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let fake = runtime.block_on(deis_kube_fake::FakeKube::start()).unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_for(fake.url())).unwrap();
+        FakeCluster {
+            fake,
+            kubeconfig,
+            _runtime: runtime,
+        }
+    }
 }
 
 fn kubeconfig_for(url: &str) -> String {
