@@ -4,6 +4,7 @@
 //! local files in one data directory); the other subcommands run one
 //! component each, for split deployments.
 
+mod build_slug;
 mod destroy;
 mod logging;
 mod metrics;
@@ -20,7 +21,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use deis_auth::PlatformSecret;
 use deis_builder::{
-    Builder, BuilderConfig, ControllerClient, HookCommand, ImageRegistry, LocalExecutor, Objects,
+    BuildExecutor, Builder, BuilderConfig, ControllerClient, HookCommand, ImageRegistry, LocalExecutor,
+    Objects,
 };
 use deis_controller::{Controller, ControllerConfig, RegistrationMode};
 use deis_runtime::{ContainerSettings, LocalRuntime, RuntimeConfig};
@@ -38,6 +40,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Start the whole platform on embedded defaults (SQLite and local files in the data directory).
@@ -52,6 +56,8 @@ enum Command {
     Logger(logging::LoggerArgs),
     /// Run only the edge router (reads the routing feed), for split deployments.
     Router(routing::RouterArgs),
+    /// Run one build inside a Kubernetes build Job (what the builder's Jobs run).
+    BuildSlug(build_slug::BuildSlugArgs),
     /// Print an Envoy bootstrap that reads this platform's routing feed.
     EnvoyBootstrap(routing::EnvoyBootstrapArgs),
     /// Show each component's health, version and address, and warnings for anything degraded.
@@ -122,6 +128,40 @@ struct BuilderOpts {
     /// Largest push, source tree and slug accepted, in MiB.
     #[arg(long, env = "DEIS_BUILD_MAX_MB", default_value_t = 1024)]
     build_max_mb: u64,
+    /// Where builds run: on this machine, or as Kubernetes Jobs (with the
+    /// pod's service account, else KUBECONFIG) [default: kubernetes for
+    /// `up --runtime kubernetes`, else local].
+    #[arg(long, env = "DEIS_BUILD_EXECUTOR", value_enum)]
+    build_executor: Option<BuildExecutorKind>,
+    /// Kubernetes builds: the namespace of their Jobs [default: the
+    /// builder's own (its service account's, else the kubeconfig's)].
+    #[arg(long, env = "DEIS_BUILD_NAMESPACE")]
+    build_namespace: Option<String>,
+    /// Kubernetes builds: the deis-workflow image, which runs `build-slug`.
+    #[arg(long, env = "DEIS_BUILD_IMAGE", default_value = deis_kubernetes::build::DEFAULT_IMAGE)]
+    build_image: String,
+    /// Kubernetes builds: the buildah image of Dockerfile builds.
+    #[arg(long, env = "DEIS_BUILDAH_IMAGE", default_value = deis_kubernetes::build::DEFAULT_BUILDAH_IMAGE)]
+    buildah_image: String,
+    /// Kubernetes builds: pull policy of the build images.
+    #[arg(long, env = "DEIS_BUILD_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
+    build_image_pull_policy: String,
+    /// Kubernetes builds: a Secret in their namespace whose keys become the
+    /// build pods' environment (the object store's credentials).
+    #[arg(long, env = "DEIS_BUILD_OBJECT_STORE_SECRET")]
+    build_object_store_secret: Option<String>,
+    /// Kubernetes builds: pull secrets of the build images (names, comma-separated).
+    #[arg(long, env = "DEIS_BUILD_IMAGE_PULL_SECRETS", value_delimiter = ',')]
+    build_image_pull_secrets: Vec<String>,
+}
+
+/// Where builds run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BuildExecutorKind {
+    /// Buildpacks as child processes of the builder, buildah for Dockerfiles.
+    Local,
+    /// Kubernetes Jobs, their output streamed back to `git push`.
+    Kubernetes,
 }
 
 #[derive(Args, Clone)]
@@ -389,15 +429,10 @@ impl BuilderOpts {
         controller_url: &str,
         secret: &str,
         registry: Option<ImageRegistry>,
+        builds: Builds<'_>,
     ) -> Result<Builder> {
         let state_dir = data_dir.join("builder");
-        let buildpacks = state_dir.join("buildpacks");
-        LocalExecutor::install_builtin_buildpacks(&buildpacks).with_context(|| {
-            format!(
-                "cannot install the built-in buildpacks into {}",
-                buildpacks.display()
-            )
-        })?;
+        let executor = self.executor(&state_dir, builds).await?;
         let program =
             std::env::current_exe().context("cannot find the deis-workflow binary for git hooks")?;
         let hook = HookCommand {
@@ -414,14 +449,60 @@ impl BuilderOpts {
             ..BuilderConfig::new(self.builder_addr, state_dir.clone(), hook)
         };
         let controller = ControllerClient::new(controller_url, secret)?;
-        Builder::start(
-            config,
-            controller,
-            objects,
-            Arc::new(LocalExecutor::new(buildpacks).with_image_storage(state_dir.join("images"))),
-        )
-        .await
-        .with_context(|| format!("cannot start the builder on {}", self.builder_addr))
+        Builder::start(config, controller, objects, executor)
+            .await
+            .with_context(|| format!("cannot start the builder on {}", self.builder_addr))
+    }
+
+    async fn executor(&self, state_dir: &Path, builds: Builds<'_>) -> Result<Arc<dyn BuildExecutor>> {
+        let kind = self.build_executor.unwrap_or(if builds.on_kubernetes {
+            BuildExecutorKind::Kubernetes
+        } else {
+            BuildExecutorKind::Local
+        });
+        if kind == BuildExecutorKind::Local {
+            let buildpacks = state_dir.join("buildpacks");
+            LocalExecutor::install_builtin_buildpacks(&buildpacks).with_context(|| {
+                format!(
+                    "cannot install the built-in buildpacks into {}",
+                    buildpacks.display()
+                )
+            })?;
+            return Ok(Arc::new(
+                LocalExecutor::new(buildpacks).with_image_storage(state_dir.join("images")),
+            ));
+        }
+        let Some(object_store) = builds.object_store else {
+            anyhow::bail!(
+                "Kubernetes builds need object storage their pods can reach: set --object-store (s3://, gs:// or az://)"
+            );
+        };
+        if object_store.starts_with("file:") {
+            tracing::warn!(
+                object_store,
+                "build Jobs are given a local object store: their pods see it only if they share this machine's files"
+            );
+        }
+        let client = kube::Client::try_default().await.context(
+            "cannot reach the Kubernetes API for build Jobs (no service account in this pod and no usable KUBECONFIG)",
+        )?;
+        let settings = deis_kubernetes::BuildJobSettings {
+            namespace: self
+                .build_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned()),
+            image: self.build_image.clone(),
+            buildah_image: self.buildah_image.clone(),
+            image_pull_policy: self.build_image_pull_policy.clone(),
+            object_store: object_store.to_owned(),
+            object_store_secret: self.build_object_store_secret.clone(),
+            image_pull_secrets: self.build_image_pull_secrets.clone(),
+            ..deis_kubernetes::BuildJobSettings::default()
+        };
+        tracing::info!(namespace = %settings.namespace, image = %settings.image, "builds run as Kubernetes Jobs");
+        Ok(Arc::new(deis_kubernetes::KubeBuildExecutor::new(
+            client, settings,
+        )))
     }
 
     fn advertised_host(&self, bound: SocketAddr) -> String {
@@ -429,6 +510,16 @@ impl BuilderOpts {
             .clone()
             .unwrap_or_else(|| bound.ip().to_string())
     }
+}
+
+/// What decides where the builder's builds run.
+#[derive(Clone, Copy)]
+struct Builds<'a> {
+    /// The object store URL, when one was given.
+    object_store: Option<&'a str>,
+    /// Apps run on Kubernetes (`up --runtime kubernetes`): builds do too,
+    /// unless told otherwise.
+    on_kubernetes: bool,
 }
 
 /// Hides the password of a database URL.
@@ -533,6 +624,10 @@ async fn up(args: UpArgs) -> Result<()> {
             &controller_url,
             secret.expose(),
             Some(registry.builder_login()),
+            Builds {
+                object_store: args.objects.object_store.as_deref(),
+                on_kubernetes: matches!(args.runtime.runtime, RuntimeKind::Kubernetes),
+            },
         )
         .await?;
     let builder_host = args.builder.advertised_host(builder.ssh_addr);
@@ -747,7 +842,17 @@ async fn builder(args: BuilderArgs) -> Result<()> {
         .map(|host| registry::builder_login(host, &secret));
     let builder = args
         .builder
-        .start(&data_dir, objects, &args.controller_url, secret.expose(), login)
+        .start(
+            &data_dir,
+            objects,
+            &args.controller_url,
+            secret.expose(),
+            login,
+            Builds {
+                object_store: args.objects.object_store.as_deref(),
+                on_kubernetes: false,
+            },
+        )
         .await?;
     let _metrics = metrics::Sources {
         builder: Some(&builder),
@@ -782,6 +887,7 @@ async fn main() -> Result<()> {
         Command::Up(args) => up(args).await,
         Command::Controller(args) => controller(args).await,
         Command::Builder(args) => builder(args).await,
+        Command::BuildSlug(args) => build_slug::build_slug(args).await,
         Command::EnvoyBootstrap(args) => routing::envoy_bootstrap(&args),
         Command::Router(args) => routing::router(args).await,
         Command::Logger(args) => logging::logger(args).await,

@@ -13,10 +13,12 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use deis_kube_fake::FakeKube;
 use regex::Regex;
-use support::up::{UpServer, deis, ok, register_and_push};
+use support::up::{UpServer, deis, ok, register_and_push, register_and_push_output};
 
 #[derive(Clone, Copy, Debug)]
 enum Runtime {
@@ -60,8 +62,9 @@ fn transcript(runtime: Runtime) -> Vec<String> {
         Some(cluster) => up_on_kubernetes(data.path(), &cluster.kubeconfig),
     };
     let h = home.path();
-    let _repo = register_and_push(&server, h, "python", "same");
-    let mut steps = Vec::new();
+    let (_repo, pushed) = register_and_push_output(&server, h, "python", "same");
+    // On Kubernetes the build ran in a Job: its output is the pod's log.
+    let mut steps = vec![normalise(&format!("$ git push deis main\n{pushed}"))];
     let mut step = |args: &[&str]| {
         let out = deis(h, args);
         let text = format!(
@@ -177,6 +180,9 @@ fn a_restarted_controller_rewrites_nothing_on_kubernetes() {
 
 /// `up --runtime kubernetes` on the cluster `kubeconfig` points at.
 fn up_on_kubernetes(data: &Path, kubeconfig: &Path) -> UpServer {
+    // Build pods read sources from, and store slugs in, the object store;
+    // the ones run by `run_build_pods` reach it on this machine.
+    let objects = format!("file://{}", data.join("objects").display());
     UpServer::start_with_env(
         data,
         None,
@@ -184,6 +190,9 @@ fn up_on_kubernetes(data: &Path, kubeconfig: &Path) -> UpServer {
         &[
             ("KUBECONFIG", kubeconfig.to_str().unwrap()),
             ("DEIS_SLUG_URL_PREFIX", "s3://slugs/"),
+            ("DEIS_BUILD_NAMESPACE", BUILD_NAMESPACE),
+            ("DEIS_BUILD_EXECUTOR", "kubernetes"),
+            ("DEIS_OBJECT_STORE", &objects),
         ],
     )
 }
@@ -229,7 +238,11 @@ fn normalise(text: &str) -> String {
         ),
         (r"\b\d+(\.\d+)?(ms|s)\b", "<duration>"),
         // Commits: the same files, committed at another time.
-        (r"\b[0-9a-f]{7}\b|\b[0-9a-f]{40}\b", "<commit>"),
+        (r"\b[0-9a-f]{7,8}\b|\b[0-9a-f]{40}\b", "<commit>"),
+        // Each `up` picks its own builder port.
+        (r"ssh://127\.0\.0\.1:\d+/", "ssh://<builder>/"),
+        // Compressed slugs differ by a few bytes (file times, paths).
+        (r"slug size is [\d.]+ KB", "slug size is <n> KB"),
     ];
     let mut text = text.to_owned();
     for (pattern, replacement) in rules {
@@ -242,26 +255,106 @@ fn normalise(text: &str) -> String {
 }
 
 /// The in-memory API server, on a runtime of its own, and a kubeconfig
-/// pointing at it.
+/// pointing at it. Build Jobs' pods are run by [`run_build_pods`].
 struct FakeCluster {
-    fake: deis_kube_fake::FakeKube,
-    kubeconfig: std::path::PathBuf,
+    fake: Arc<FakeKube>,
+    kubeconfig: PathBuf,
     // Dropped last: the fake's tasks run on it.
     _runtime: tokio::runtime::Runtime,
 }
 
+/// The namespace `up_on_kubernetes` runs build Jobs in.
+const BUILD_NAMESPACE: &str = "deis";
+
 impl FakeCluster {
     fn start(dir: &Path) -> FakeCluster {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let fake = runtime.block_on(deis_kube_fake::FakeKube::start()).unwrap();
+        let fake = Arc::new(runtime.block_on(FakeKube::start()).unwrap());
         let kubeconfig = dir.join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_for(fake.url())).unwrap();
+        fake.add_namespace(BUILD_NAMESPACE);
+        fake.hold_pods(BUILD_NAMESPACE, "slugbuild");
+        runtime.spawn(run_build_pods(fake.clone(), dir.join("build-pods")));
         FakeCluster {
             fake,
             kubeconfig,
             _runtime: runtime,
         }
     }
+}
+
+/// Plays the kubelet for build Jobs, which the fake API server cannot run:
+/// it holds their pods running, and this runs each pod's container for
+/// real on this machine: `deis-workflow build-slug` with the pod's
+/// environment (its Secret references resolved from the fake), its output
+/// appended to the pod's log line by line as it comes, and the pod ended
+/// with the command's exit code and termination message.
+async fn run_build_pods(fake: Arc<FakeKube>, scratch: PathBuf) {
+    let mut started = std::collections::HashSet::new();
+    loop {
+        for pod in fake.list(&format!("/api/v1/namespaces/{BUILD_NAMESPACE}/pods")) {
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            if pod["status"]["phase"] == "Running" && started.insert(name.clone()) {
+                tokio::spawn(run_build_pod(fake.clone(), pod, scratch.join(&name)));
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn run_build_pod(fake: Arc<FakeKube>, pod: serde_json::Value, scratch: PathBuf) {
+    use base64::Engine as _;
+    use tokio::io::AsyncBufReadExt as _;
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let container = &pod["spec"]["containers"][0];
+    let command: Vec<String> = container["command"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(container["args"].as_array().into_iter().flatten())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(command[..2], ["deis-workflow", "build-slug"], "{pod}");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let message_file = scratch.join("termination-log");
+    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_deis-workflow"));
+    // The image's own environment is this machine's (which has the
+    // buildpacks' tools and package mirrors); the pod's goes on top.
+    process.args(&command[1..]);
+    for var in container["env"].as_array().into_iter().flatten() {
+        let value = match var["valueFrom"]["secretKeyRef"].as_object() {
+            Some(from) => {
+                let secret = fake
+                    .object(&format!(
+                        "/api/v1/namespaces/{BUILD_NAMESPACE}/secrets/{}",
+                        from["name"].as_str().unwrap_or_default()
+                    ))
+                    .expect("the build's Secret exists before its pod");
+                let encoded = secret["data"][from["key"].as_str().unwrap_or_default()]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap()
+            }
+            None => var["value"].as_str().unwrap_or_default().to_owned(),
+        };
+        process.env(var["name"].as_str().unwrap_or_default(), value);
+    }
+    // The container's own filesystem: its /tmp and its termination log.
+    process
+        .env("HOME", &scratch)
+        .env("DEIS_BUILD_WORK_DIR", scratch.join("build"))
+        .env("DEIS_TERMINATION_LOG", &message_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    let mut child = process.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        fake.append_pod_log(BUILD_NAMESPACE, &name, &format!("{line}\n"));
+    }
+    let code = child.wait().await.unwrap().code().unwrap_or(137);
+    let message = std::fs::read_to_string(&message_file).ok();
+    fake.finish_pod(BUILD_NAMESPACE, &name, code, message.as_deref());
 }
 
 fn kubeconfig_for(url: &str) -> String {

@@ -384,6 +384,16 @@ pub fn register_with_key(server: &UpServer, home: &Path) -> PathBuf {
 /// `app` from the sample app `sample`, pushes it and waits for "Done";
 /// returns the app's repository.
 pub fn register_and_push(server: &UpServer, home: &Path, sample: &str, app: &str) -> tempfile::TempDir {
+    register_and_push_output(server, home, sample, app).0
+}
+
+/// [`register_and_push`], also returning what `git push` printed.
+pub fn register_and_push_output(
+    server: &UpServer,
+    home: &Path,
+    sample: &str,
+    app: &str,
+) -> (tempfile::TempDir, String) {
     let key = register_with_key(server, home);
     let repo = tempfile::tempdir().unwrap();
     super::copy_dir(&super::sample_app(sample), repo.path());
@@ -401,7 +411,7 @@ pub fn register_and_push(server: &UpServer, home: &Path, sample: &str, app: &str
         pushed && output.contains(&format!("Done, {app}:v2 deployed")),
         "{output}"
     );
-    repo
+    (repo, output)
 }
 
 /// Whether the routing feed reports itself healthy (gRPC health of the ADS

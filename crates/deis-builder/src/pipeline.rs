@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use crate::controller::ControllerClient;
-use crate::executor::{BuildExecutor, BuildJob, ImageTarget};
+use crate::executor::{BuildExecutor, BuildJob, ImageTarget, slug};
 use crate::hook::{HookHandler, HookRequest, Output, PushContext, RefUpdate};
 use crate::metrics::BuildMetrics;
 use deis_objects::{self as objects, Objects};
@@ -153,78 +153,20 @@ impl Pipeline {
         let tarball = work.0.join("source.tar");
         self.archive(context, request, sha, &tarball).await?;
         let source = work.0.join("source");
-        tokio::fs::create_dir_all(&source).await?;
-        run(
-            Command::new("tar")
-                .arg("-xf")
-                .arg(&tarball)
-                .arg("-C")
-                .arg(&source),
-            "unpacking the source",
-        )
-        .await?;
+        slug::unpack(&tarball, &source).await?;
         self.objects
             .put_file(&objects::source_key(app, sha), &tarball)
             .await?;
 
         let config = self.controller.build_config(&context.username, app).await?;
-        if source.join("Dockerfile").is_file() {
-            let job = self.job(app, sha, source, &work.0, config, None);
+        let job = self.job(app, sha, source, &work.0, config);
+        if job.source.join("Dockerfile").is_file() {
             return self.build_dockerfile(context, job, output).await;
         }
-        let cache_key = objects::cache_key(app);
-        let cache = if config.contains_key("DEIS_DISABLE_CACHE") {
-            self.objects.delete(&cache_key).await?;
-            say(output, "-----> Build cache disabled (DEIS_DISABLE_CACHE).").await;
-            None
-        } else {
-            let dir = work.0.join("cache");
-            tokio::fs::create_dir_all(&dir).await?;
-            let packed = work.0.join("cache.tgz");
-            if self.objects.get_to_file(&cache_key, &packed).await? {
-                say(output, "-----> Restoring build cache").await;
-                run(
-                    Command::new("tar").arg("-xzf").arg(&packed).arg("-C").arg(&dir),
-                    "restoring the build cache",
-                )
-                .await?;
-            }
-            Some(dir)
-        };
-        let cache_before = match &cache {
-            Some(dir) => Some(tree_signature(dir).await?),
-            None => None,
-        };
-
-        let job = self.job(app, sha, source, &work.0, config, cache.clone());
-        let built = self.executor.build(job, output.clone()).await?;
-
-        self.objects
-            .put_file(&objects::slug_key(app, sha), &built.slug)
+        let built = self
+            .executor
+            .build_slug(&self.objects, job, output.clone())
             .await?;
-        self.objects
-            .put_bytes(
-                &objects::procfile_key(app, sha),
-                procfile_text(&built.procfile).into_bytes(),
-            )
-            .await?;
-        if let (Some(dir), Some(before)) = (&cache, cache_before)
-            && tree_signature(dir).await? != before
-        {
-            let packed = work.0.join("cache-new.tgz");
-            run(
-                Command::new("tar")
-                    .arg("-czf")
-                    .arg(&packed)
-                    .arg("-C")
-                    .arg(dir)
-                    .arg("."),
-                "saving the build cache",
-            )
-            .await?;
-            self.objects.put_file(&cache_key, &packed).await?;
-        }
-
         self.launch(
             context,
             &objects::slug_key(app, sha),
@@ -243,7 +185,6 @@ impl Pipeline {
         source: PathBuf,
         work_dir: &Path,
         config: BTreeMap<String, String>,
-        cache: Option<PathBuf>,
     ) -> BuildJob {
         BuildJob {
             app: app.to_owned(),
@@ -252,7 +193,7 @@ impl Pipeline {
             work_dir: work_dir.to_owned(),
             buildpack_url: config.get("BUILDPACK_URL").cloned(),
             env: config,
-            cache,
+            cache: None,
             timeout: self.settings.timeout,
             max_slug_bytes: self.settings.max_slug_bytes,
         }
@@ -382,54 +323,6 @@ fn inside(root: &Path, dir: &str) -> bool {
         && !path
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
-}
-
-/// The Procfile stored beside a slug.
-fn procfile_text(procfile: &BTreeMap<String, String>) -> String {
-    procfile.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
-}
-
-async fn run(command: &mut Command, what: &str) -> Result<(), Failure> {
-    let out = command.stderr(std::process::Stdio::piped()).output().await?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Failure(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
-/// A cheap fingerprint of a directory tree (paths, sizes, modification
-/// times), to upload the cache only when the build changed it.
-async fn tree_signature(dir: &Path) -> std::io::Result<u64> {
-    use std::hash::{Hash, Hasher};
-    let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        let mut stack = vec![dir];
-        let mut entries = Vec::new();
-        while let Some(current) = stack.pop() {
-            for entry in std::fs::read_dir(&current)? {
-                let entry = entry?;
-                let meta = entry.metadata()?;
-                if meta.is_dir() {
-                    stack.push(entry.path());
-                }
-                let modified = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-                entries.push((entry.path(), meta.len(), modified));
-            }
-        }
-        entries.sort();
-        entries.hash(&mut hasher);
-        Ok(hasher.finish())
-    })
-    .await
-    .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]

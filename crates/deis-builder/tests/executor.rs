@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use deis_builder::executor::{BuildError, BuildExecutor, BuildJob, BuildOutput, LocalExecutor};
+use deis_builder::executor::{BuildError, BuildJob, BuildOutput, LocalExecutor};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tempfile::TempDir;

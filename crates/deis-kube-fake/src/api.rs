@@ -1004,7 +1004,12 @@ impl State {
                 key.name
             )));
         }
-        let mut text = self.pod_logs.get(&key.ns).cloned().unwrap_or_default();
+        let mut text = self
+            .pod_log_of
+            .get(key)
+            .or_else(|| self.pod_logs.get(&key.ns))
+            .cloned()
+            .unwrap_or_default();
         if let Some(n) = params.number("tailLines")? {
             let lines: Vec<&str> = text.lines().collect();
             let start = lines.len().saturating_sub(n as usize);

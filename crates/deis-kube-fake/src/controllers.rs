@@ -541,7 +541,11 @@ impl State {
                 "kubelet",
             );
         }
-        if self.exit_code_for(key).is_some() || Self::is_job_pod(&pod) {
+        let held = self
+            .held
+            .iter()
+            .any(|(ns, pattern)| *ns == key.ns && name_matches(&key.name, pattern));
+        if !held && (self.exit_code_for(key).is_some() || Self::is_job_pod(&pod)) {
             let delay = self.start_delay();
             let uid = str_at(&pod, "/metadata/uid").to_string();
             self.add_timer(Instant::now() + delay, key, &uid, TimerAction::Finish);
@@ -605,10 +609,13 @@ impl State {
                 .pointer("/state/running/startedAt")
                 .cloned()
                 .unwrap_or(json!(now));
-            let terminated = json!({
+            let mut terminated = json!({
                 "exitCode": code, "reason": exit_reason, "startedAt": started_at, "finishedAt": now,
                 "containerID": s.get("containerID").cloned().unwrap_or(Value::Null),
             });
+            if let Some(message) = self.termination_messages.get(key) {
+                terminated["message"] = json!(message);
+            }
             let c = str_at(s, "/name").to_string();
             let m = map_path(s, &[]);
             m.insert("ready".into(), json!(false));
@@ -1199,6 +1206,18 @@ impl State {
             for extra in existing.iter().skip(1) {
                 self.delete(extra);
             }
+        }
+    }
+
+    /// Makes a held pod exit now.
+    pub(crate) fn finish_held_pod(&mut self, key: &ObjKey, exit_code: i32, message: Option<&str>) {
+        if let Some(message) = message {
+            self.termination_messages.insert(key.clone(), message.to_string());
+        }
+        self.pod_exits.push((key.ns.clone(), key.name.clone(), exit_code));
+        if let Some(p) = self.get(key) {
+            let uid = str_at(p, "/metadata/uid").to_string();
+            self.add_timer(Instant::now(), key, &uid, TimerAction::Finish);
         }
     }
 

@@ -18,7 +18,8 @@
 //! Service → EndpointSlice, Job → Pod, a scheduler honouring `nodeSelector` against the Nodes
 //! added with [`FakeKube::add_node`], and a kubelet that starts pods after a short delay (see
 //! [`FakeKube::set_start_delay`]) and can be told to fail them ([`FakeKube::fail_image`],
-//! [`FakeKube::never_ready`], [`FakeKube::set_pod_exit`]).
+//! [`FakeKube::never_ready`], [`FakeKube::set_pod_exit`]), or hold them for the test to run
+//! and end ([`FakeKube::hold_pods`], [`FakeKube::finish_pod`]).
 //!
 //! Deliberately left out or simplified:
 //! - server-side apply merges lists wholesale and never reports field-manager conflicts (see
@@ -53,7 +54,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::resources::{NODES, PathError, parse_path};
+use crate::resources::{NAMESPACES, NODES, PODS, PathError, parse_path};
 use crate::store::{ObjKey, State};
 
 /// One request the fake received.
@@ -267,6 +268,22 @@ impl FakeKube {
         });
     }
 
+    /// Adds an active Namespace (or keeps the existing one), as a cluster has
+    /// for the platform itself before anything runs in it.
+    pub fn add_namespace(&self, name: &str) {
+        let key = ObjKey::new(NAMESPACES, "", name);
+        let namespace = json!({
+            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        });
+        self.shared.write(|st| {
+            if st.get(&key).is_none() {
+                st.commit(&key, namespace);
+            }
+        });
+    }
+
     /// Pods whose container image equals `image` never start: they stay Pending with container
     /// state waiting reason "ErrImagePull" (then "ImagePullBackOff"), and a Warning Event
     /// (reason "Failed", message `Failed to pull image "<image>": ...`) is recorded in the pod's namespace.
@@ -301,6 +318,35 @@ impl FakeKube {
             st.pod_exits
                 .push((namespace.to_string(), pod.to_string(), exit_code));
             st.exit_matching_pods(namespace, pod);
+        });
+    }
+
+    /// Pods named `pod`, or `pod-...`, in `namespace` keep running once started (Job pods
+    /// included) until [`FakeKube::finish_pod`] ends them: a test playing the kubelet runs
+    /// their command itself.
+    pub fn hold_pods(&self, namespace: &str, pod: &str) {
+        self.shared.write(|st| {
+            st.held.push((namespace.to_string(), pod.to_string()));
+        });
+    }
+
+    /// Appends `text` to the log of one pod (which then no longer shows its namespace's
+    /// [`FakeKube::set_pod_log`] text).
+    pub fn append_pod_log(&self, namespace: &str, pod: &str, text: &str) {
+        self.shared.write(|st| {
+            st.pod_log_of
+                .entry(ObjKey::new(PODS, namespace, pod))
+                .or_default()
+                .push_str(text);
+        });
+    }
+
+    /// Ends a running pod (see [`FakeKube::hold_pods`]) with `exit_code`, its containers'
+    /// `terminated.message` set to `message` (what a container writes to its
+    /// `terminationMessagePath`).
+    pub fn finish_pod(&self, namespace: &str, pod: &str, exit_code: i32, message: Option<&str>) {
+        self.shared.write(|st| {
+            st.finish_held_pod(&ObjKey::new(PODS, namespace, pod), exit_code, message);
         });
     }
 

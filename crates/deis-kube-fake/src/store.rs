@@ -112,6 +112,11 @@ pub(crate) struct State {
     pub(crate) pod_logs: HashMap<String, String>,
     /// (namespace, pod name or name prefix, exit code)
     pub(crate) pod_exits: Vec<(String, String, i32)>,
+    /// (namespace, pod name or name prefix) of pods that keep running until finished by hand.
+    pub(crate) held: Vec<(String, String)>,
+    /// Logs and termination messages of single pods, overriding `pod_logs`.
+    pub(crate) pod_log_of: HashMap<ObjKey, String>,
+    pub(crate) termination_messages: HashMap<ObjKey, String>,
     /// `None`: a random delay of 0–50 ms per pod.
     pub(crate) start_delay: Option<Duration>,
 }
@@ -137,6 +142,9 @@ impl Default for State {
             never_ready: HashSet::new(),
             pod_logs: HashMap::new(),
             pod_exits: Vec::new(),
+            held: Vec::new(),
+            pod_log_of: HashMap::new(),
+            termination_messages: HashMap::new(),
             start_delay: None,
         }
     }

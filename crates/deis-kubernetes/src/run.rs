@@ -65,7 +65,7 @@ async fn wait_for_exit(
 }
 
 /// Five lowercase letters and digits, as Kubernetes names generated pods.
-fn suffix() -> String {
+pub(crate) fn suffix() -> String {
     use rand::Rng as _;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();

@@ -204,6 +204,52 @@ fn run_pod_case() -> Value {
     serde_json::to_value(render::run_pod(&spec, "shop-run-x7k2q", &Settings::default())).unwrap_or_default()
 }
 
+/// The objects of a buildpack and a Dockerfile build Job.
+fn build_jobs_case() -> Vec<Value> {
+    use deis_builder::executor::{BuildJob, ImageTarget};
+    use deis_kubernetes::build::{self, BuildJobSettings, BuildKind};
+    let settings = BuildJobSettings {
+        object_store: "s3://deis-builds".to_owned(),
+        object_store_secret: Some("objectstorage-keyfile".to_owned()),
+        image_pull_secrets: vec!["platform-pull".to_owned()],
+        ..BuildJobSettings::default()
+    };
+    let job = BuildJob {
+        app: "shop".to_owned(),
+        sha: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+        source: PathBuf::from("/var/lib/deis-workflow/builder/work/x/source"),
+        work_dir: PathBuf::from("/var/lib/deis-workflow/builder/work/x"),
+        env: map(&[("DATABASE_URL", "postgres://db/shop")]),
+        buildpack_url: None,
+        cache: None,
+        timeout: Duration::from_secs(900),
+        max_slug_bytes: 1024 * 1024 * 1024,
+    };
+    let target = ImageTarget {
+        reference: "deis-registry.deis:5000/shop:git-01234567".to_owned(),
+        username: "builder".to_owned(),
+        password: "registry-password".to_owned(),
+        insecure: true,
+    };
+    let slug = build::job_name(BuildKind::Slug, &job.app, &job.sha, "x7k2q");
+    let image = build::job_name(BuildKind::Dockerfile, &job.app, &job.sha, "x7k2q");
+    [
+        serde_json::to_value(build::build_secret(BuildKind::Slug, &slug, &job, None, &settings)),
+        serde_json::to_value(build::slug_build_job(&slug, &job, &settings)),
+        serde_json::to_value(build::build_secret(
+            BuildKind::Dockerfile,
+            &image,
+            &job,
+            Some(&target),
+            &settings,
+        )),
+        serde_json::to_value(build::image_build_job(&image, &job, &target, &settings)),
+    ]
+    .into_iter()
+    .map(|doc| doc.unwrap_or_default())
+    .collect()
+}
+
 fn snapshots() -> PathBuf {
     PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("tests run under cargo")).join("tests/snapshots")
 }
@@ -215,6 +261,7 @@ fn rendered_objects_match_their_snapshots() {
         .map(|(name, objects)| ((*name).to_owned(), documents(objects)))
         .collect();
     all.push(("run-pod".to_owned(), vec![run_pod_case()]));
+    all.push(("build-jobs".to_owned(), build_jobs_case()));
     for (name, docs) in all {
         let text = serde_json::to_string_pretty(&docs).unwrap_or_default() + "\n";
         let path = snapshots().join(format!("{name}.json"));
@@ -245,6 +292,7 @@ fn rendered_objects_pass_kubernetes_validate_strict() {
         .flat_map(|(_, objects)| documents(objects))
         .collect();
     docs.push(run_pod_case());
+    docs.extend(build_jobs_case());
     for (i, doc) in docs.iter().enumerate() {
         let path = dir.path().join(format!("{i:02}.json"));
         std::fs::write(&path, serde_json::to_vec(doc).unwrap()).unwrap();

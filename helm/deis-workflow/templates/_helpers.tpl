@@ -271,3 +271,18 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/* "true" when builds run as Kubernetes Jobs (see builder.jobs.enabled). */}}
+{{- define "deis.buildJobs" -}}
+{{- $jobs := toString .Values.builder.jobs.enabled -}}
+{{- if or (eq $jobs "true") (and (eq $jobs "auto") (eq .Values.controller.runtime "kubernetes") .Values.objectStorage.external.enabled) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the builder talks to the Kubernetes API (build Jobs). */}}
+{{- define "deis.builderUsesApi" -}}
+{{- if and .Values.rbac.create (or .Values.rbac.kubernetesRuntime (eq .Values.controller.runtime "kubernetes") (include "deis.buildJobs" .)) -}}
+true
+{{- end -}}
+{{- end -}}

@@ -19,10 +19,15 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{BuildError, BuildExecutor, BuildJob, BuildLog, BuildOutput, ImageOutput, ImageTarget};
+use deis_objects::Objects;
+
+use super::{
+    BuildError, BuildExecutor, BuildJob, BuildLog, BuildOutput, ImageOutput, ImageTarget, StoredSlug,
+};
 use fetch::BuildpackRef;
 use process::{Cmd, Output, Session};
 use procfile::ProcessTypes;
+pub(super) use procfile::parse_procfile;
 
 /// `STACK` as buildpacks see it.
 const STACK: &str = "deis-local";
@@ -513,9 +518,11 @@ impl LocalExecutor {
     }
 }
 
-#[async_trait]
-impl BuildExecutor for LocalExecutor {
-    async fn build(&self, job: BuildJob, log: BuildLog) -> Result<BuildOutput, BuildError> {
+impl LocalExecutor {
+    /// Builds the source tree at `job.source` into a slug inside
+    /// `job.work_dir`, with the cache at `job.cache`, streaming output lines
+    /// to `log`. Touches nothing outside `job.work_dir` and `job.cache`.
+    pub async fn build(&self, job: BuildJob, log: BuildLog) -> Result<BuildOutput, BuildError> {
         let mut session = Session::new(log, job.timeout, self.step_env(&job));
         let dirs = self.prepare(&job, &mut session).await?;
         let result = self.run_build(&job, &mut session, &dirs).await;
@@ -524,6 +531,18 @@ impl BuildExecutor for LocalExecutor {
             tracing::debug!(app = %job.app, sha = %job.sha, error = %e, "build failed");
         }
         result
+    }
+}
+
+#[async_trait]
+impl BuildExecutor for LocalExecutor {
+    async fn build_slug(
+        &self,
+        objects: &Objects,
+        job: BuildJob,
+        log: BuildLog,
+    ) -> Result<StoredSlug, BuildError> {
+        super::slug::build_and_store(self, objects, job, log).await
     }
 
     async fn build_image(

@@ -9,12 +9,9 @@ use std::path::Path;
 use deis_images as images;
 
 use super::process::{Cmd, Output, Session};
-use super::procfile;
-use crate::executor::{BuildError, BuildJob, ImageOutput, ImageTarget};
-
-/// When set in the app's config, every config value is a build argument
-/// (`ARG` lines are appended to the Dockerfile), as in Deis.
-pub(super) const BUILD_ARGS_SETTING: &str = "DEIS_DOCKER_BUILD_ARGS_ENABLED";
+use crate::executor::{
+    BUILD_ARGS_NOTICE, BuildError, BuildJob, ImageOutput, ImageTarget, declare_build_args,
+};
 
 /// buildah with its storage under `storage`.
 struct Buildah<'a> {
@@ -32,13 +29,6 @@ impl Buildah<'_> {
             .arg("--storage-driver")
             .arg("vfs")
     }
-}
-
-/// A variable name buildah and the Dockerfile `ARG` instruction accept.
-fn valid_arg_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Builds `job.source/Dockerfile` and pushes the image to `target`.
@@ -66,20 +56,9 @@ pub(super) async fn build(
         .arg(source.join("Dockerfile"))
         .arg("--tag")
         .arg(&local_tag);
-    if job.env.contains_key(BUILD_ARGS_SETTING) {
-        let names: Vec<&String> = job.env.keys().filter(|k| valid_arg_name(k)).collect();
-        // As Deis does: an ARG for every value at the end, so buildah does
-        // not complain about arguments the Dockerfile never uses (it
-        // declares the ones it uses where it uses them). Values reach
-        // buildah through its environment, never its command line.
-        let mut declared = String::from("\n");
-        for name in &names {
-            declared.push_str(&format!("ARG {name}\n"));
-        }
-        let dockerfile = source.join("Dockerfile");
-        let mut text = tokio::fs::read_to_string(&dockerfile).await?;
-        text.push_str(&declared);
-        tokio::fs::write(&dockerfile, text).await?;
+    let names = declare_build_args(source, &job.env).await?;
+    if !names.is_empty() {
+        // Values reach buildah through its environment, never its command line.
         for name in names {
             bud = bud.arg("--build-arg").arg(name.as_str());
             bud = bud.env(
@@ -87,9 +66,7 @@ pub(super) async fn build(
                 job.env.get(name.as_str()).cloned().unwrap_or_default(),
             );
         }
-        session
-            .say("-----> Passing the app's config as build arguments (DEIS_DOCKER_BUILD_ARGS_ENABLED)")
-            .await?;
+        session.say(BUILD_ARGS_NOTICE).await?;
     }
     bud = bud.arg(source);
     session.say("-----> Building the Dockerfile with buildah").await?;
@@ -110,12 +87,7 @@ pub(super) async fn build(
     let _ = session.run(rmi).await;
     let digest = pushed?;
 
-    let procfile_path = source.join("Procfile");
-    let procfile = match tokio::fs::read(&procfile_path).await {
-        Ok(text) => procfile::parse_procfile(&String::from_utf8_lossy(&text)).map_err(BuildError::Failed)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
-        Err(e) => return Err(e.into()),
-    };
+    let procfile = crate::executor::read_procfile(source).await?;
     Ok(ImageOutput { digest, procfile })
 }
 
@@ -152,18 +124,4 @@ async fn push(
     pushed?;
     let digest = tokio::fs::read_to_string(&digest_file).await?.trim().to_owned();
     Ok(digest)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn build_arg_names() {
-        assert!(valid_arg_name("GREETING"));
-        assert!(valid_arg_name("_x1"));
-        assert!(!valid_arg_name("1X"));
-        assert!(!valid_arg_name("A-B"));
-        assert!(!valid_arg_name(""));
-    }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 /// Command by process type.
-pub(super) type ProcessTypes = BTreeMap<String, String>;
+pub(crate) type ProcessTypes = BTreeMap<String, String>;
 
 /// The key of the release YAML that holds the default process types.
 const DEFAULT_PROCESS_TYPES: &str = "default_process_types";
@@ -25,7 +25,7 @@ pub(super) fn valid_process_type(name: &str) -> bool {
 /// Parses a Procfile: `type: command` lines; blank lines, `#` comments and
 /// lines without a `:` are ignored. The first `:` separates the type from the
 /// command. An invalid type or an empty command is an error.
-pub(super) fn parse_procfile(text: &str) -> Result<ProcessTypes, String> {
+pub(crate) fn parse_procfile(text: &str) -> Result<ProcessTypes, String> {
     let mut types = ProcessTypes::new();
     for raw in text.lines() {
         let line = raw.trim();
