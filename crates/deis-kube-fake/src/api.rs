@@ -86,7 +86,7 @@ impl ApiError {
         self
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
@@ -98,7 +98,7 @@ impl ApiError {
         )
     }
 
-    fn not_found(def: &ResDef, name: &str) -> Self {
+    pub(crate) fn not_found(def: &ResDef, name: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -161,7 +161,7 @@ impl ApiError {
         s
     }
 
-    fn into_response(self) -> Response<Body> {
+    pub(crate) fn into_response(self) -> Response<Body> {
         json_response(self.code, &self.status_json())
     }
 }
@@ -244,6 +244,21 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         query: query.clone(),
         content_type: content_type.clone(),
     });
+    if method == Method::GET && crate::attach::is_upgrade(&req) {
+        let attached = match parse_path(&path) {
+            Ok(Target {
+                res: PODS,
+                ns: Some(ns),
+                name: Some(name),
+                sub: Some(sub),
+                ..
+            }) if sub == "attach" => crate::attach::upgrade(shared, ObjKey::new(PODS, &ns, &name), req),
+            _ => Err(ApiError::bad_request(format!(
+                "{path} cannot be upgraded to a WebSocket"
+            ))),
+        };
+        return attached.unwrap_or_else(ApiError::into_response);
+    }
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return ApiError::bad_request(format!("reading the request body: {e}")).into_response(),

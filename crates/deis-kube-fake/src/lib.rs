@@ -28,14 +28,16 @@
 //!   `apply-patch+yaml` bodies must be JSON (which kube-rs and client-go send);
 //! - deletion is immediate: no finalizers, `deletionTimestamp` or grace periods, and
 //!   `propagationPolicy` is ignored (dependents are always deleted, as with `Background`);
-//! - no bookmarks besides the initial-events-end one of `sendInitialEvents`, no exec, attach,
-//!   port-forward, eviction or log following (`follow=true` returns the log and ends);
+//! - no bookmarks besides the initial-events-end one of `sendInitialEvents`, no exec,
+//!   port-forward, eviction or log following (`follow=true` returns the log and ends); `attach`
+//!   is served over WebSocket with the test playing the container ([`FakeKube::attachment`]);
 //! - rollouts surge to the full new replica count at once and scale old ReplicaSets to zero
 //!   once the new one is fully available; `paused`, `minReadySeconds` and progress deadlines
 //!   are ignored; a Job runs one pod and does not retry; HorizontalPodAutoscalers and
 //!   PodDisruptionBudgets are stored but nothing acts on them; no core v1 `Endpoints`.
 
 mod api;
+mod attach;
 mod controllers;
 mod json;
 mod resources;
@@ -54,6 +56,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+pub use crate::attach::{AttachInput, Attachment};
 use crate::resources::{NAMESPACES, NODES, PODS, PathError, parse_path};
 use crate::store::{ObjKey, State};
 
@@ -82,6 +85,9 @@ impl Recorded {
 pub(crate) struct Shared {
     state: Mutex<State>,
     requests: Mutex<Vec<Recorded>>,
+    /// Clients attached to pods, not yet taken by the test.
+    attachments: Mutex<Vec<(ObjKey, Attachment)>>,
+    attached: Notify,
     /// The latest resource version, for watchers to wait on.
     changed: watch::Sender<u64>,
     /// Wakes the timer task when pod timers were added.
@@ -96,6 +102,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    pub(crate) fn add_attachment(&self, key: ObjKey, attachment: Attachment) {
+        lock(&self.attachments).push((key, attachment));
+        self.attached.notify_waiters();
+    }
+
     /// Runs `f` on the state without running the controllers.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         f(&lock(&self.state))
@@ -179,6 +190,8 @@ impl FakeKube {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             requests: Mutex::new(Vec::new()),
+            attachments: Mutex::new(Vec::new()),
+            attached: Notify::new(),
             changed,
             timers_changed: Notify::new(),
             shutdown,
@@ -341,6 +354,24 @@ impl FakeKube {
         });
     }
 
+    /// Waits for a client to attach to the pod `pod` in `namespace` (the
+    /// `attach` subresource, over WebSocket) and hands the connection over:
+    /// the test plays the container. The pod keeps running until
+    /// [`Attachment::exit`].
+    pub async fn attachment(&self, namespace: &str, pod: &str) -> Attachment {
+        let key = ObjKey::new(PODS, namespace, pod);
+        loop {
+            let waiting = self.shared.attached.notified();
+            {
+                let mut attachments = lock(&self.shared.attachments);
+                if let Some(at) = attachments.iter().position(|(k, _)| *k == key) {
+                    return attachments.remove(at).1;
+                }
+            }
+            waiting.await;
+        }
+    }
+
     /// Ends a running pod (see [`FakeKube::hold_pods`]) with `exit_code`, its containers'
     /// `terminated.message` set to `message` (what a container writes to its
     /// `terminationMessagePath`).
@@ -393,6 +424,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     });
                     if let Err(e) = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await
                     {
                         tracing::debug!("fake kube connection: {e}");

@@ -514,6 +514,17 @@ fn autoscaler(app: &str, ptype: &str, scale: &Autoscale) -> HorizontalPodAutosca
     }
 }
 
+/// Makes a one-off pod attachable with a terminal (`deis run -t`): its
+/// container gets stdin, once, and a TTY.
+pub fn with_terminal(mut pod: k8s_openapi::api::core::v1::Pod) -> k8s_openapi::api::core::v1::Pod {
+    if let Some(container) = pod.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+        container.stdin = Some(true);
+        container.stdin_once = Some(true);
+        container.tty = Some(true);
+    }
+    pod
+}
+
 /// The pod of a one-off command: the release's pod for process type `run`,
 /// running `spec.command` (under the slug runner for buildpack apps).
 pub fn run_pod(

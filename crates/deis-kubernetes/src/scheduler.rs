@@ -668,10 +668,7 @@ impl Scheduler for KubeScheduler {
 
     async fn run_attached(&self, spec: &RunSpec, io: RunIo) -> Result<i32, SchedulerError> {
         if io.tty.is_some() {
-            return Err(SchedulerError::Unavailable(
-                "Interactive runs (deis run -t) are not available on the Kubernetes scheduler yet; run without -t."
-                    .to_owned(),
-            ));
+            return crate::run::run_with_terminal(self, spec, io).await;
         }
         crate::run::run(self, spec, io).await
     }

@@ -281,3 +281,104 @@ async fn an_app_lives_its_whole_life_on_the_cluster() {
     assert!(fake.list("/apis/apps/v1/namespaces/shop/deployments").is_empty());
     assert!(kube.list("shop").await.unwrap().is_empty());
 }
+
+/// `deis run -t`: the client is attached to the pod's terminal while the
+/// command runs (the fake serves `attach` over WebSocket; the test plays
+/// the container), and the pod is deleted after.
+#[tokio::test]
+async fn an_interactive_run_is_attached_to_the_pods_terminal() {
+    use deis_kube_fake::AttachInput;
+    use deis_scheduler::{RunInput, RunIo, RunOutput, TtySize};
+
+    let fake = FakeKube::start().await.expect("the fake starts");
+    fake.add_namespace("shop");
+    let kube = scheduler(&fake).await;
+    let (output, mut screen) = tokio::sync::mpsc::channel(16);
+    let (keys, input) = tokio::sync::mpsc::channel(16);
+    let interactive = RunSpec {
+        release: spec(2, "registry.example/shop:v2", 1).release,
+        command: "bash".to_owned(),
+        timeout: Duration::from_secs(10),
+    };
+    let run = kube.run_attached(
+        &interactive,
+        RunIo {
+            output,
+            input: Some(input),
+            tty: Some(TtySize { cols: 120, rows: 40 }),
+        },
+    );
+    let container = async {
+        let pod = loop {
+            let pods = fake.list("/api/v1/namespaces/shop/pods");
+            if let Some(pod) = pods.iter().find(|p| p["status"]["phase"] == "Running") {
+                break pod.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let c = &pod["spec"]["containers"][0];
+        assert_eq!(
+            (&c["stdin"], &c["stdinOnce"], &c["tty"]),
+            (
+                &serde_json::json!(true),
+                &serde_json::json!(true),
+                &serde_json::json!(true)
+            )
+        );
+        let name = pod["metadata"]["name"].as_str().unwrap().to_owned();
+        let mut attached = tokio::time::timeout(Duration::from_secs(5), fake.attachment("shop", &name))
+            .await
+            .expect("the client attaches");
+        // The client's terminal size first, then what it types.
+        assert_eq!(
+            attached.next().await,
+            Some(AttachInput::Resize {
+                width: 120,
+                height: 40
+            })
+        );
+        attached.write(b"$ ");
+        keys.send(RunInput::Stdin(b"echo hi\r".to_vec())).await.unwrap();
+        assert_eq!(
+            attached.next().await,
+            Some(AttachInput::Stdin(b"echo hi\r".to_vec()))
+        );
+        attached.write(b"echo hi\r\nhi\r\n$ ");
+        keys.send(RunInput::Resize { cols: 80, rows: 24 }).await.unwrap();
+        assert_eq!(
+            attached.next().await,
+            Some(AttachInput::Resize {
+                width: 80,
+                height: 24
+            })
+        );
+        keys.send(RunInput::Stdin(b"exit 3\r".to_vec())).await.unwrap();
+        assert_eq!(
+            attached.next().await,
+            Some(AttachInput::Stdin(b"exit 3\r".to_vec()))
+        );
+        attached.write(b"exit 3\r\n");
+        attached.exit(3);
+        keys
+    };
+    let (exit_code, _keys) = tokio::join!(run, container);
+    assert_eq!(exit_code.expect("the run ends"), 3, "the command's own status");
+    let mut shown = Vec::new();
+    while let Ok(RunOutput::Stdout(bytes)) = screen.try_recv() {
+        shown.extend(bytes);
+    }
+    assert_eq!(String::from_utf8_lossy(&shown), "$ echo hi\r\nhi\r\n$ exit 3\r\n");
+    assert!(
+        fake.list("/api/v1/namespaces/shop/pods").is_empty(),
+        "the run pod is deleted"
+    );
+    let attach = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/attach"))
+        .expect("an attach request");
+    assert!(
+        attach.query.contains("tty=true") && attach.query.contains("stdin=true"),
+        "{attach:?}"
+    );
+}
