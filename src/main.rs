@@ -10,6 +10,7 @@ mod logging;
 mod metrics;
 mod registry;
 mod routing;
+mod slug_run;
 mod status;
 
 use std::net::SocketAddr;
@@ -58,6 +59,8 @@ enum Command {
     Router(routing::RouterArgs),
     /// Run one build inside a Kubernetes build Job (what the builder's Jobs run).
     BuildSlug(build_slug::BuildSlugArgs),
+    /// Run a buildpack app from its slug, as Deis's slugrunner did (the image's /runner/init).
+    SlugRun(slug_run::SlugRunArgs),
     /// Print an Envoy bootstrap that reads this platform's routing feed.
     EnvoyBootstrap(routing::EnvoyBootstrapArgs),
     /// Show each component's health, version and address, and warnings for anything degraded.
@@ -207,12 +210,8 @@ struct RuntimeOpts {
     /// Labels of this machine for `deis tags` (key=value, comma-separated).
     #[arg(long, env = "DEIS_NODE_LABELS", value_delimiter = ',')]
     node_labels: Vec<String>,
-    /// Kubernetes: the image that runs buildpack slugs.
-    #[arg(
-        long,
-        env = "DEIS_SLUGRUNNER_IMAGE",
-        default_value = "ghcr.io/deis-workflow-rs/slugrunner:latest"
-    )]
+    /// Kubernetes: the image that runs buildpack slugs (`/runner/init`): the platform image.
+    #[arg(long, env = "DEIS_SLUGRUNNER_IMAGE", default_value = deis_kubernetes::build::DEFAULT_IMAGE)]
     slugrunner_image: String,
     /// Kubernetes: what slug keys are appended to for SLUG_URL (e.g. s3://bucket/).
     #[arg(long, env = "DEIS_SLUG_URL_PREFIX", default_value = "")]
@@ -888,6 +887,7 @@ async fn main() -> Result<()> {
         Command::Controller(args) => controller(args).await,
         Command::Builder(args) => builder(args).await,
         Command::BuildSlug(args) => build_slug::build_slug(args).await,
+        Command::SlugRun(args) => slug_run::slug_run(args).await,
         Command::EnvoyBootstrap(args) => routing::envoy_bootstrap(&args),
         Command::Router(args) => routing::router(args).await,
         Command::Logger(args) => logging::logger(args).await,

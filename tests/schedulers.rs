@@ -365,3 +365,69 @@ fn kubeconfig_for(url: &str) -> String {
          users:\n- name: fake\n  user:\n    token: fake-token\n"
     )
 }
+
+/// The platform image's slug runner (`/runner/init`: `deis-workflow
+/// slug-run`, Deis's slugrunner contract), which the Kubernetes scheduler's
+/// buildpack pods run: the slug is fetched from object storage and
+/// unpacked, then a Procfile type or a given command runs in it, with HOME
+/// at the app and `.profile.d` sourced.
+#[test]
+fn slug_run_starts_the_slugs_processes_from_object_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(app.join(".profile.d")).unwrap();
+    std::fs::write(
+        app.join("Procfile"),
+        "web: echo \"web on $PORT with $GREETING in $HOME\"\nworker: exit 7\n",
+    )
+    .unwrap();
+    std::fs::write(app.join(".profile.d/greeting.sh"), "export GREETING=hello\n").unwrap();
+    let push = dir.path().join("objects/home/shop:git-01234567/push");
+    std::fs::create_dir_all(&push).unwrap();
+    let packed = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(push.join("slug.tgz"))
+        .arg("-C")
+        .arg(&app)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    let slug_url = format!("file://{}/slug.tgz", push.display());
+    let run = |url: &str, into: &str, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
+            .arg("slug-run")
+            .args(args)
+            .env("SLUG_URL", url)
+            .env("DEIS_APP_DIR", dir.path().join(into))
+            .env("PORT", "5000")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let home = |name: &str| dir.path().join(name).display().to_string();
+
+    let (code, stdout, stderr) = run(&slug_url, "web", &["start", "web"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, format!("web on 5000 with hello in {}\n", home("web")));
+    let (code, ..) = run(&slug_url, "worker", &["start", "worker"]);
+    assert_eq!(code, Some(7), "the process's own exit status");
+    let (code, stdout, stderr) = run(&slug_url, "run", &["/bin/sh", "-c", "echo $GREETING; pwd"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, format!("hello\n{}\n", home("run")));
+
+    let (code, _, stderr) = run(&slug_url, "clock", &["start", "clock"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("The slug's Procfile has no process type \"clock\" (it has: web, worker)."),
+        "{stderr}"
+    );
+    let missing = slug_url.replace("git-01234567", "git-89abcdef");
+    let (code, _, stderr) = run(&missing, "gone", &["start", "web"]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("There is no slug at"), "{stderr}");
+}

@@ -9,9 +9,10 @@
 //!   (restore the cache, build, store the slug, its Procfile and the cache).
 //! - A Dockerfile build is a Job whose init container (the platform image)
 //!   unpacks the source into an `emptyDir`, and whose container runs buildah
-//!   (chroot isolation, vfs storage: no privileges beyond what buildah
-//!   itself needs) and pushes the image to the platform's registry; the
-//!   pushed digest comes back as the container's termination message.
+//!   (the platform image again by default: chroot isolation, vfs storage,
+//!   root in the container but not privileged) and pushes the image to the
+//!   platform's registry; the pushed digest comes back as the container's
+//!   termination message.
 //!
 //! The app's config (and the registry login) reach the pod through a Secret
 //! of the build's own, never through the Job's spec. Job and Secret are
@@ -58,8 +59,24 @@ const GRACE: Duration = Duration::from_secs(120);
 
 /// The platform image, which runs `deis-workflow build-slug`.
 pub const DEFAULT_IMAGE: &str = "ghcr.io/deis-workflow-rs/deis-workflow:latest";
-/// The image that runs buildah.
-pub const DEFAULT_BUILDAH_IMAGE: &str = "quay.io/buildah/stable:v1.40";
+/// The image that runs buildah: the platform image has it.
+pub const DEFAULT_BUILDAH_IMAGE: &str = DEFAULT_IMAGE;
+/// What buildah needs to build as root in a container (see
+/// [`image_build_job`]).
+const BUILDAH_CAPABILITIES: [&str; 12] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+    "SYS_ADMIN",
+];
 
 /// Where and with what build Jobs run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -388,23 +405,18 @@ pub fn image_build_job(name: &str, job: &BuildJob, target: &ImageTarget, setting
             from_secret("REGISTRY_USERNAME", name, REGISTRY_USERNAME_KEY),
             from_secret("REGISTRY_PASSWORD", name, REGISTRY_PASSWORD_KEY),
         ]),
-        // buildah's chroot isolation needs to change users and mount; it
-        // needs no other privilege.
+        // Root in the container, not privileged: buildah's own default
+        // capabilities for RUN steps, and SYS_ADMIN for the mount namespace
+        // of its chroot isolation (without it buildah falls back to a user
+        // namespace, which the pod cannot map). Measured with podman and
+        // the platform image (buildtools/build-image).
         security_context: Some(SecurityContext {
+            run_as_user: Some(0),
+            run_as_non_root: Some(false),
+            allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities {
                 drop: Some(vec!["ALL".to_owned()]),
-                add: Some(
-                    [
-                        "CHOWN",
-                        "DAC_OVERRIDE",
-                        "FOWNER",
-                        "SETUID",
-                        "SETGID",
-                        "SYS_CHROOT",
-                    ]
-                    .map(str::to_owned)
-                    .to_vec(),
-                ),
+                add: Some(BUILDAH_CAPABILITIES.map(str::to_owned).to_vec()),
             }),
             ..Default::default()
         }),
@@ -728,10 +740,14 @@ impl BuildExecutor for KubeBuildExecutor {
         let secret = build_secret(BuildKind::Slug, &name, &job, None, &self.settings);
         let spec = slug_build_job(&name, &job, &self.settings);
         self.run(BuildKind::Slug, secret, spec, job.timeout, &log).await?;
-        let stored = objects
+        let Some(stored) = objects
             .get_bytes(&objects::procfile_key(&job.app, &job.sha))
             .await?
-            .unwrap_or_default();
+        else {
+            return Err(BuildError::Failed(
+                "The build Job succeeded but stored no process types; push again.".to_owned(),
+            ));
+        };
         Ok(StoredSlug {
             procfile: parse_procfile(&String::from_utf8_lossy(&stored))?,
         })

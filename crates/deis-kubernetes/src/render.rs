@@ -42,7 +42,9 @@ pub const PULL_SECRET: &str = "private-registry";
 /// How the cluster runs apps: images and policies the platform decides.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
-    /// The image that runs buildpack slugs (`/runner/init start <type>`).
+    /// The image that runs buildpack slugs (`/runner/init start <type>`,
+    /// Deis's slugrunner contract): by default the platform image, whose
+    /// `/runner/init` is `deis-workflow slug-run`.
     pub slug_runner_image: String,
     /// Where slug keys are fetched from: `SLUG_URL` is this prefix and the
     /// build's object key (e.g. `s3://bucket/`).
@@ -61,7 +63,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            slug_runner_image: "ghcr.io/deis-workflow-rs/slugrunner:latest".to_owned(),
+            slug_runner_image: crate::build::DEFAULT_IMAGE.to_owned(),
             slug_url_prefix: String::new(),
             object_store_secret: None,
             image_pull_policy: "IfNotPresent".to_owned(),

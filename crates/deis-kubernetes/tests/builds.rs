@@ -326,3 +326,19 @@ async fn a_dockerfile_build_runs_buildah_in_a_job_and_returns_the_pushed_digest(
     assert_eq!(built.digest, digest);
     assert_eq!(built.procfile["worker"], "./work");
 }
+
+#[tokio::test]
+async fn a_job_that_stored_no_slug_is_a_failed_build() {
+    let cluster = cluster().await;
+    let (tx, _log) = mpsc::channel(64);
+    let build = cluster.executor.build_slug(&cluster.objects, job(&cluster), tx);
+    let kubelet = async {
+        let pod = running_pod(&cluster.fake, "slugbuild-shop-").await;
+        cluster.fake.finish_pod(NS, &pod, 0, None);
+    };
+    let (built, ()) = tokio::join!(build, kubelet);
+    match built {
+        Err(BuildError::Failed(text)) => assert!(text.contains("stored no process types"), "{text}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
