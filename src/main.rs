@@ -133,7 +133,7 @@ struct BuilderOpts {
     build_max_mb: u64,
     /// Where builds run: on this machine, or as Kubernetes Jobs (with the
     /// pod's service account, else KUBECONFIG) [default: kubernetes for
-    /// `up --runtime kubernetes`, else local].
+    /// `up --runtime kubernetes` with --object-store, else local].
     #[arg(long, env = "DEIS_BUILD_EXECUTOR", value_enum)]
     build_executor: Option<BuildExecutorKind>,
     /// Kubernetes builds: the namespace of their Jobs [default: the
@@ -454,11 +454,20 @@ impl BuilderOpts {
     }
 
     async fn executor(&self, state_dir: &Path, builds: Builds<'_>) -> Result<Arc<dyn BuildExecutor>> {
-        let kind = self.build_executor.unwrap_or(if builds.on_kubernetes {
-            BuildExecutorKind::Kubernetes
-        } else {
-            BuildExecutorKind::Local
-        });
+        // On Kubernetes, builds run as Jobs when their pods can reach the
+        // object store; with the data directory's files, on this machine.
+        let kind = self
+            .build_executor
+            .unwrap_or(match (builds.on_kubernetes, builds.object_store) {
+                (true, Some(_)) => BuildExecutorKind::Kubernetes,
+                (true, None) => {
+                    tracing::info!(
+                        "builds run on this machine: build Jobs need --object-store (s3://, gs:// or az://)"
+                    );
+                    BuildExecutorKind::Local
+                }
+                (false, _) => BuildExecutorKind::Local,
+            });
         if kind == BuildExecutorKind::Local {
             let buildpacks = state_dir.join("buildpacks");
             LocalExecutor::install_builtin_buildpacks(&buildpacks).with_context(|| {

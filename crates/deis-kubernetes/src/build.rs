@@ -723,11 +723,6 @@ fn unschedulable(pod: &Pod) -> Option<String> {
         .map(|c| c.message.clone().unwrap_or_else(|| "unschedulable".to_owned()))
 }
 
-/// Five lowercase letters and digits.
-fn suffix() -> String {
-    crate::run::suffix()
-}
-
 #[async_trait]
 impl BuildExecutor for KubeBuildExecutor {
     async fn build_slug(
@@ -736,7 +731,7 @@ impl BuildExecutor for KubeBuildExecutor {
         job: BuildJob,
         log: BuildLog,
     ) -> Result<StoredSlug, BuildError> {
-        let name = job_name(BuildKind::Slug, &job.app, &job.sha, &suffix());
+        let name = job_name(BuildKind::Slug, &job.app, &job.sha, &crate::run::suffix());
         let secret = build_secret(BuildKind::Slug, &name, &job, None, &self.settings);
         let spec = slug_build_job(&name, &job, &self.settings);
         self.run(BuildKind::Slug, secret, spec, job.timeout, &log).await?;
@@ -759,7 +754,7 @@ impl BuildExecutor for KubeBuildExecutor {
         target: ImageTarget,
         log: BuildLog,
     ) -> Result<ImageOutput, BuildError> {
-        let name = job_name(BuildKind::Dockerfile, &job.app, &job.sha, &suffix());
+        let name = job_name(BuildKind::Dockerfile, &job.app, &job.sha, &crate::run::suffix());
         let secret = build_secret(BuildKind::Dockerfile, &name, &job, Some(&target), &self.settings);
         let spec = image_build_job(&name, &job, &target, &self.settings);
         let ended = self

@@ -90,6 +90,18 @@ async fn line(log: &mut mpsc::Receiver<String>) -> String {
         .expect("the log is open")
 }
 
+/// No Job, Secret or pod of a build is left once it ended.
+fn assert_nothing_left(fake: &FakeKube) {
+    for kind in [
+        "apis/batch/v1/namespaces/deis/jobs",
+        "api/v1/namespaces/deis/secrets",
+        "api/v1/namespaces/deis/pods",
+    ] {
+        let left = fake.list(&format!("/{kind}"));
+        assert!(left.is_empty(), "{kind} left behind: {left:?}");
+    }
+}
+
 fn requests(fake: &FakeKube) -> Vec<String> {
     fake.requests()
         .into_iter()
@@ -198,18 +210,7 @@ async fn a_buildpack_build_runs_as_a_job_and_streams_its_log_as_it_runs() {
             format!("DELETE /api/v1/namespaces/{NS}/secrets/{name}"),
         ]
     );
-    assert!(
-        cluster
-            .fake
-            .list(&format!("/apis/batch/v1/namespaces/{NS}/jobs"))
-            .is_empty()
-    );
-    assert!(
-        cluster
-            .fake
-            .list(&format!("/api/v1/namespaces/{NS}/secrets"))
-            .is_empty()
-    );
+    assert_nothing_left(&cluster.fake);
 }
 
 #[tokio::test]
@@ -235,24 +236,7 @@ async fn a_failed_build_reports_its_message_and_leaves_nothing_behind() {
             Err(BuildError::Failed(text)) => assert_eq!(text, expected),
             other => panic!("expected a failure, got {other:?}"),
         }
-        assert!(
-            cluster
-                .fake
-                .list(&format!("/apis/batch/v1/namespaces/{NS}/jobs"))
-                .is_empty()
-        );
-        assert!(
-            cluster
-                .fake
-                .list(&format!("/api/v1/namespaces/{NS}/secrets"))
-                .is_empty()
-        );
-        assert!(
-            cluster
-                .fake
-                .list(&format!("/api/v1/namespaces/{NS}/pods"))
-                .is_empty()
-        );
+        assert_nothing_left(&cluster.fake);
     }
 }
 
@@ -277,12 +261,7 @@ async fn an_unpullable_build_image_fails_the_build_with_a_clear_message() {
         ),
         other => panic!("expected a failure, got {other:?}"),
     }
-    assert!(
-        cluster
-            .fake
-            .list(&format!("/apis/batch/v1/namespaces/{NS}/jobs"))
-            .is_empty()
-    );
+    assert_nothing_left(&cluster.fake);
 }
 
 #[tokio::test]

@@ -37,7 +37,9 @@ pub struct BuildJob {
     /// `BUILDPACK_URL` from the config: a git URL with an optional `#ref`
     /// (`file://` included). Overrides detection.
     pub buildpack_url: Option<String>,
-    /// The build cache directory, or `None` when `DEIS_DISABLE_CACHE` is set.
+    /// The build cache directory, or `None` for none. Callers of
+    /// [`BuildExecutor::build_slug`] pass `None`: the build restores the
+    /// app's cache itself (unless `DEIS_DISABLE_CACHE` is set).
     pub cache: Option<PathBuf>,
     /// How long the whole build may take.
     pub timeout: Duration,
