@@ -40,6 +40,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
 
 use crate::render::HERITAGE;
+use crate::scheduler::image_cannot_be_pulled;
 
 /// The key of the build Secret holding the app's config as a JSON object.
 const CONFIG_KEY: &str = "config.json";
@@ -145,7 +146,7 @@ impl BuildKind {
 /// may have (it becomes its pods' `job-name` label).
 pub fn job_name(kind: BuildKind, app: &str, sha: &str, suffix: &str) -> String {
     let short = sha.get(..8).unwrap_or(sha);
-    let room = 63 - (kind.prefix().len() + short.len() + suffix.len() + 3);
+    let room = 63usize.saturating_sub(kind.prefix().len() + short.len() + suffix.len() + 3);
     let app = app
         .get(..room.min(app.len()))
         .unwrap_or(app)
@@ -692,10 +693,7 @@ fn image_problem(pod: &Pod) -> Option<String> {
         let Some(waiting) = s.state.as_ref().and_then(|state| state.waiting.as_ref()) else {
             continue;
         };
-        if matches!(
-            waiting.reason.as_deref(),
-            Some("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull")
-        ) {
+        if waiting.reason.as_deref().is_some_and(image_cannot_be_pulled) {
             return Some(format!(
                 "The build image {} cannot be pulled ({}); check the builder's image settings.",
                 s.image,

@@ -15,7 +15,7 @@ use kube::api::{Api, AttachParams, DeleteParams, LogParams, PostParams, Terminal
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::render;
-use crate::scheduler::{KubeScheduler, unavailable};
+use crate::scheduler::{KubeScheduler, image_cannot_be_pulled, unavailable};
 
 pub(crate) async fn run(scheduler: &KubeScheduler, spec: &RunSpec, io: RunIo) -> Result<i32, SchedulerError> {
     let app = spec.release.app.as_str();
@@ -163,8 +163,8 @@ async fn attach(
 }
 
 /// Waits until the pod's container runs (`true`) or has already ended
-/// (`false`); an image that cannot be pulled or a pod that cannot be
-/// scheduled fails as it does for deploys.
+/// (`false`); an image that cannot be pulled fails at once, as it does for
+/// deploys.
 async fn wait_for_start(
     scheduler: &KubeScheduler,
     pods: &Api<Pod>,
@@ -188,10 +188,7 @@ async fn wait_for_start(
                 return Ok(false);
             }
             if let Some(waiting) = state.waiting
-                && matches!(
-                    waiting.reason.as_deref(),
-                    Some("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName")
-                )
+                && waiting.reason.as_deref().is_some_and(image_cannot_be_pulled)
             {
                 return Err(SchedulerError::DeployFailed(format!(
                     "The one-off pod's image cannot be pulled: {}",

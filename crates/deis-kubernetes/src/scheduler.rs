@@ -61,6 +61,15 @@ pub struct KubeScheduler {
 }
 
 /// A request the API server refused or could not be sent.
+/// Whether a container's waiting reason means its image will not be pulled
+/// without someone changing something.
+pub(crate) fn image_cannot_be_pulled(reason: &str) -> bool {
+    matches!(
+        reason,
+        "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull"
+    )
+}
+
 pub(crate) fn unavailable(err: kube::Error) -> SchedulerError {
     SchedulerError::Unavailable(format!("The Kubernetes API refused a request: {err}"))
 }
@@ -407,10 +416,7 @@ impl KubeScheduler {
                     .message
                     .unwrap_or_else(|| format!("{pod_name} is waiting"));
                 match reason.as_str() {
-                    "ErrImagePull"
-                    | "ImagePullBackOff"
-                    | "InvalidImageName"
-                    | "CreateContainerConfigError" => {
+                    r if image_cannot_be_pulled(r) || r == "CreateContainerConfigError" => {
                         trouble.fatal = Some(format!("{reason}: {message}"));
                         return Ok(trouble);
                     }
