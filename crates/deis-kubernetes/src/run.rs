@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use deis_scheduler::{RunInput, RunIo, RunOutput, RunSpec, SchedulerError};
 use futures::SinkExt as _;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::api::{Api, AttachParams, DeleteParams, LogParams, PostParams, TerminalSize};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -171,68 +171,83 @@ async fn wait_for_start(
     name: &str,
     spec: &RunSpec,
 ) -> Result<bool, SchedulerError> {
-    let deadline = Instant::now() + spec.timeout;
-    loop {
-        let pod = pods.get(name).await.map_err(unavailable)?;
-        let status = pod.status.unwrap_or_default();
-        let state = status
-            .container_statuses
-            .unwrap_or_default()
-            .into_iter()
-            .find_map(|s| s.state);
-        if let Some(state) = state {
-            if state.running.is_some() {
-                return Ok(true);
+    poll_pod(
+        scheduler,
+        pods,
+        name,
+        spec,
+        "waiting for the one-off pod to start",
+        |status| {
+            let state = status
+                .container_statuses
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|s| s.state);
+            if let Some(state) = state {
+                if state.running.is_some() {
+                    return Ok(Some(true));
+                }
+                if state.terminated.is_some() {
+                    return Ok(Some(false));
+                }
+                if let Some(waiting) = state.waiting
+                    && waiting.reason.as_deref().is_some_and(image_cannot_be_pulled)
+                {
+                    return Err(SchedulerError::DeployFailed(format!(
+                        "The one-off pod's image cannot be pulled: {}",
+                        waiting.message.or(waiting.reason).unwrap_or_default()
+                    )));
+                }
             }
-            if state.terminated.is_some() {
-                return Ok(false);
-            }
-            if let Some(waiting) = state.waiting
-                && waiting.reason.as_deref().is_some_and(image_cannot_be_pulled)
-            {
-                return Err(SchedulerError::DeployFailed(format!(
-                    "The one-off pod's image cannot be pulled: {}",
-                    waiting.message.or(waiting.reason).unwrap_or_default()
-                )));
-            }
-        }
-        if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
-            return Ok(false);
-        }
-        if Instant::now() > deadline {
-            return Err(SchedulerError::DeployFailed(format!(
-                "Timed out ({} s) waiting for the one-off pod to start",
-                spec.timeout.as_secs()
-            )));
-        }
-        tokio::time::sleep(scheduler.timing().poll).await;
-    }
+            let ended = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+            Ok(ended.then_some(false))
+        },
+    )
+    .await
 }
 
+/// Waits for the pod's container to exit; returns its exit code.
 async fn wait_for_exit(
     scheduler: &KubeScheduler,
     pods: &Api<Pod>,
     name: &str,
     spec: &RunSpec,
 ) -> Result<i32, SchedulerError> {
-    let deadline = Instant::now() + spec.timeout;
-    loop {
-        let pod = pods.get(name).await.map_err(unavailable)?;
-        let status = pod.status.unwrap_or_default();
+    poll_pod(scheduler, pods, name, spec, "while running", |status| {
         let terminated = status
             .container_statuses
             .unwrap_or_default()
             .into_iter()
             .find_map(|s| s.state.and_then(|s| s.terminated));
-        match (status.phase.as_deref(), terminated) {
-            (_, Some(terminated)) => return Ok(terminated.exit_code),
-            (Some("Succeeded"), None) => return Ok(0),
-            (Some("Failed"), None) => return Ok(1),
-            _ => {}
+        Ok(match (status.phase.as_deref(), terminated) {
+            (_, Some(terminated)) => Some(terminated.exit_code),
+            (Some("Succeeded"), None) => Some(0),
+            (Some("Failed"), None) => Some(1),
+            _ => None,
+        })
+    })
+    .await
+}
+
+/// Reads the pod's status every poll until `decide` says something or the
+/// run's timeout passes (`Timed out (N s) <doing>`).
+async fn poll_pod<T>(
+    scheduler: &KubeScheduler,
+    pods: &Api<Pod>,
+    name: &str,
+    spec: &RunSpec,
+    doing: &str,
+    mut decide: impl FnMut(PodStatus) -> Result<Option<T>, SchedulerError>,
+) -> Result<T, SchedulerError> {
+    let deadline = Instant::now() + spec.timeout;
+    loop {
+        let pod = pods.get(name).await.map_err(unavailable)?;
+        if let Some(decided) = decide(pod.status.unwrap_or_default())? {
+            return Ok(decided);
         }
         if Instant::now() > deadline {
             return Err(SchedulerError::DeployFailed(format!(
-                "Timed out ({} s) while running",
+                "Timed out ({} s) {doing}",
                 spec.timeout.as_secs()
             )));
         }
