@@ -14,7 +14,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use crate::access_log::{AccessEntry, AccessLog};
 use crate::metrics::VhostStats;
 use crate::pool::{EndpointPool, Sender};
-use crate::raw::RawBody;
+use crate::raw::{RawBody, RawHead};
 
 /// What is recorded about one request when its body is dropped.
 pub(crate) struct Log {
@@ -58,6 +58,15 @@ pub(crate) struct RespBody {
 impl RespBody {
     pub(crate) fn new(kind: Kind, log: Log) -> RespBody {
         RespBody { kind, log, bytes: 0 }
+    }
+
+    /// The upstream's response head as received, when the response's
+    /// headers were left in it (the lean server path).
+    pub(crate) fn raw_head(&self) -> Option<&RawHead> {
+        match &self.kind {
+            Kind::Raw(body) => body.head(),
+            _ => None,
+        }
     }
 
     fn release(&mut self) {

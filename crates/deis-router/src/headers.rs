@@ -57,14 +57,27 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// Headers that describe one hop and are never passed on (RFC 9110
+/// §7.6.1, plus the framing header each hop writes for itself).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    CONNECTION,
+    TRANSFER_ENCODING,
+    TE,
+    TRAILER,
+    UPGRADE,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+];
+
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == CONNECTION
-        || name == TRANSFER_ENCODING
-        || name == TE
-        || name == TRAILER
-        || name == UPGRADE
-        || name == KEEP_ALIVE
-        || name == PROXY_CONNECTION
+    HOP_BY_HOP.contains(name)
+}
+
+/// [`is_hop_by_hop`] for a name as received, in any case.
+pub(crate) fn is_hop_by_hop_raw(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|hop| name.eq_ignore_ascii_case(hop.as_str().as_bytes()))
 }
 
 /// Whether an HTTP/1.1 request asks to switch to WebSocket.

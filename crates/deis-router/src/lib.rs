@@ -14,6 +14,7 @@ mod access_log;
 mod body;
 mod drain;
 mod headers;
+mod lean_server;
 mod listener;
 mod metrics;
 mod pool;
@@ -22,6 +23,7 @@ mod raw;
 mod router;
 mod routes;
 mod tcp;
+mod timer;
 mod tls;
 mod workers;
 

@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
 use crate::drain::{ABORTING, DRAINING, Watch};
+use crate::lean_server;
 use crate::proxy::{self, ConnCtx};
 use crate::router::Inner;
 use crate::tcp;
@@ -103,11 +104,15 @@ async fn serve_connection(
     };
     match kind {
         ConnKind::Tcp(cluster, idle_timeout) => tcp::proxy(stream, cluster, idle_timeout, watch).await,
-        ConnKind::Http => serve_http(ctx(false), stream, watch).await,
+        ConnKind::Http => lean_server::serve(ctx(false), stream, watch).await,
         ConnKind::Https(config) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             match tokio::time::timeout(inner.options.tls_handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_http(ctx(true), tls, watch).await,
+                // HTTP/2 goes straight to hyper; HTTP/1.1 starts lean.
+                Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                    serve_http(ctx(true), tls, watch).await;
+                }
+                Ok(Ok(tls)) => lean_server::serve(ctx(true), tls, watch).await,
                 Ok(Err(e)) => debug!(client = %peer, error = %e, "tls handshake failed"),
                 Err(_) => debug!(client = %peer, "tls handshake timed out"),
             }
@@ -118,7 +123,7 @@ async fn serve_connection(
 /// Serves HTTP/1.1 and HTTP/2 on one connection. On a drain signal the
 /// connection finishes its in-flight requests and closes; on abort it is
 /// dropped.
-async fn serve_http<I>(ctx: Arc<ConnCtx>, io: I, mut watch: Watch)
+pub(crate) async fn serve_http<I>(ctx: Arc<ConnCtx>, io: I, mut watch: Watch)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -68,9 +68,10 @@ struct Idle {
     since: Instant,
 }
 
-/// A socket of the lean path ([`crate::raw`]), idle between requests.
+/// A socket of the lean path ([`crate::raw`]), idle between requests, with
+/// its buffers (kept, so a request does not allocate them again).
 struct RawIdle {
-    stream: TcpStream,
+    conn: RawConn,
     since: Instant,
 }
 
@@ -147,21 +148,20 @@ impl EndpointPool {
     /// An idle socket of the lean path that is still open, if any.
     pub(crate) fn checkout_raw(&self) -> Option<RawConn> {
         let mut idle = self.lock();
-        while let Some(conn) = idle.raw.pop() {
-            let conn = RawConn::new(conn.stream);
-            if conn.alive() {
-                return Some(conn);
+        while let Some(idle) = idle.raw.pop() {
+            if idle.conn.alive() {
+                return Some(idle.conn);
             }
         }
         None
     }
 
     /// Gives back a socket of the lean path after a complete exchange.
-    pub(crate) fn release_raw(&self, stream: TcpStream) {
+    pub(crate) fn release_raw(&self, conn: RawConn) {
         let mut idle = self.lock();
         if idle.len() < self.max_idle {
             idle.raw.push(RawIdle {
-                stream,
+                conn,
                 since: Instant::now(),
             });
         }
@@ -229,7 +229,7 @@ impl EndpointPool {
     ) -> Result<Sender, ConnectError> {
         // An idle socket of the lean path serves as well as a new one.
         let stream = match self.checkout_raw() {
-            Some(conn) => conn.stream,
+            Some(conn) => conn.into_stream(),
             None => self.connect_raw(timeout).await?,
         };
         let (sender, conn) = builder

@@ -24,9 +24,10 @@ use crate::headers::{
     strip_hop_by_hop, wants_websocket,
 };
 use crate::pool::{ClusterRt, EndpointPool, Sender};
-use crate::raw::{self, RawBody, RawConn, RawFraming};
+use crate::raw::{self, RawBody, RawConn, RawFraming, RawHead};
 use crate::router::Inner;
 use crate::routes::ActionRt;
+use crate::timer::LazyTimer;
 
 /// What every request on one downstream connection shares.
 pub(crate) struct ConnCtx {
@@ -49,10 +50,22 @@ impl ConnCtx {
     }
 }
 
-/// Answers one request on the configuration current when it arrived.
+/// Answers one request hyper parsed.
 pub(crate) async fn handle(ctx: &ConnCtx, req: Request<Incoming>) -> Response<RespBody> {
+    let (parts, body) = req.into_parts();
+    route(ctx, parts, Some(body), None).await
+}
+
+/// Answers one request on the configuration current when it arrived.
+/// `body` is `None` for a request without one that hyper did not parse
+/// (the lean server path), which passes its connection's `timer` too.
+pub(crate) async fn route(
+    ctx: &ConnCtx,
+    mut parts: Parts,
+    body: Option<Incoming>,
+    timer: Option<&mut LazyTimer>,
+) -> Response<RespBody> {
     let table = ctx.inner.route_table(ctx.listener);
-    let (mut parts, body) = req.into_parts();
 
     // HTTP/2 carries the host in :authority, HTTP/1 in Host.
     let host = match (parts.version, parts.uri.authority()) {
@@ -171,9 +184,16 @@ pub(crate) async fn handle(ctx: &ConnCtx, req: Request<Incoming>) -> Response<Re
             if parts.method == Method::CONNECT {
                 return local(StatusCode::METHOD_NOT_ALLOWED, "", None, log);
             }
-            // Boxed: the forwarding state is large, and hyper moves the
-            // request's future into place once per request.
-            Box::pin(forward(ctx, parts, body, host, cluster, *timeout, *retries, log)).await
+            let lean = body.is_none();
+            let forwarding = forward(ctx, parts, body, host, cluster, *timeout, *retries, log, timer);
+            if !lean {
+                // Boxed: the forwarding state is large, and hyper moves the
+                // request's future into place once per request.
+                Box::pin(forwarding).await
+            } else {
+                // The lean server polls it where it stands.
+                forwarding.await
+            }
         }
     }
 }
@@ -208,24 +228,30 @@ fn local(
     response
 }
 
-/// An upstream exchange, given up with [`ProxyError::Timeout`] after
-/// `timeout`. Polled in place (not moved into a `Timeout`), the timer beside
-/// it, so the `Attempt` it records into stays readable afterwards.
+/// An upstream exchange, given up with [`ProxyError::Timeout`] `timeout`
+/// after the request's `start`. Polled in place (not moved into a `Timeout`), the timer beside
+/// it, so the `Attempt` it records into stays readable afterwards. The
+/// connection's own `timer` serves when there is one; else a new one.
 async fn within<T>(
+    start: Instant,
     timeout: Option<Duration>,
+    timer: Option<&mut LazyTimer>,
     exchange: impl Future<Output = Result<T, ProxyError>>,
 ) -> Result<T, ProxyError> {
     tokio::pin!(exchange);
-    let Some(limit) = timeout else {
+    let deadline = timeout.and_then(|limit| start.checked_add(limit));
+    let Some(deadline) = deadline.map(tokio::time::Instant::from_std) else {
         return exchange.await;
     };
-    let expiry = tokio::time::sleep(limit);
-    tokio::pin!(expiry);
+    let mut own = LazyTimer::default();
+    let timer = timer.unwrap_or(&mut own);
     poll_fn(|cx| {
         if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
             return Poll::Ready(result);
         }
-        expiry.as_mut().poll(cx).map(|()| Err(ProxyError::Timeout))
+        timer
+            .poll_deadline(deadline, cx)
+            .map(|()| Err(ProxyError::Timeout))
     })
     .await
 }
@@ -259,12 +285,13 @@ struct Attempt {
 async fn forward(
     ctx: &ConnCtx,
     mut parts: Parts,
-    body: Incoming,
+    body: Option<Incoming>,
     host: Option<HeaderValue>,
     cluster: &ClusterRt,
     timeout: Option<Duration>,
     retries: u32,
     mut log: Log,
+    timer: Option<&mut LazyTimer>,
 ) -> Response<RespBody> {
     let h2 = parts.version == Version::HTTP_2;
     let upgrade = !h2 && wants_websocket(&parts.headers);
@@ -308,13 +335,28 @@ async fn forward(
     }
     parts.version = Version::HTTP_11;
     parts.extensions = Extensions::new();
-    if raw::eligible(&parts, hyper::body::Body::is_end_stream(&body), upgrade) {
-        return forward_raw(parts, cluster, timeout, retries, log).await;
+    let body_empty = body.as_ref().is_none_or(hyper::body::Body::is_end_stream);
+    if raw::eligible(&parts, body_empty, upgrade) {
+        // Without a hyper body, the lean server sends the response: it
+        // takes the upstream's head as it came.
+        let pass_head = body.is_none();
+        return forward_raw(parts, cluster, timeout, retries, log, pass_head, timer).await;
     }
+    // The lean server path hands every request it cannot forward this way
+    // to hyper, so a request without a body is always eligible.
+    let Some(body) = body else {
+        return local(StatusCode::BAD_REQUEST, "bad request\n", None, log);
+    };
     let req = Request::from_parts(parts, body);
 
     let mut attempt = Attempt::default();
-    let result = within(timeout, exchange(ctx, cluster, req, retries, &mut attempt)).await;
+    let result = within(
+        log.start,
+        timeout,
+        None,
+        exchange(ctx, cluster, req, retries, &mut attempt),
+    )
+    .await;
     if let Some(access) = &mut log.access {
         access.entry.upstream = attempt.endpoint;
         access.entry.connect = attempt.connect;
@@ -351,29 +393,52 @@ async fn forward(
 }
 
 /// `forward` for a request without a body or upgrade: the lean path.
+/// With `pass_head`, the upstream's head rides in the body for the lean
+/// server to pass on, and the response's own headers stay empty.
 async fn forward_raw(
     parts: Parts,
     cluster: &ClusterRt,
     timeout: Option<Duration>,
     retries: u32,
     mut log: Log,
+    pass_head: bool,
+    timer: Option<&mut LazyTimer>,
 ) -> Response<RespBody> {
     let mut attempt = Attempt::default();
-    let result = within(timeout, exchange_raw(cluster, &parts, retries, &mut attempt)).await;
+    let result = within(
+        log.start,
+        timeout,
+        timer,
+        exchange_raw(cluster, &parts, retries, &mut attempt),
+    )
+    .await;
     if let Some(access) = &mut log.access {
         access.entry.upstream = attempt.endpoint;
         access.entry.connect = attempt.connect;
     }
-    let (response, framing, conn, pool) = match result {
+    let (status, head, framing, conn, pool) = match result {
         Ok(ok) => ok,
         Err(error) => return error_reply(error, log),
     };
-    let (mut head, ()) = response.into_parts();
-    strip_hop_by_hop(&mut head.headers, false);
-    let status = head.status;
+    if pass_head {
+        let mut response = Response::new(RespBody::new(
+            Kind::Raw(RawBody::new(conn, pool, framing, Some(head))),
+            finish(log, status),
+        ));
+        *response.status_mut() = status;
+        return response;
+    }
+    let (mut parts, ()) = match head.to_response(status) {
+        Ok(response) => response.into_parts(),
+        Err(error) => return error_reply(error, log),
+    };
+    strip_hop_by_hop(&mut parts.headers, false);
     Response::from_parts(
-        head,
-        RespBody::new(Kind::Raw(RawBody::new(conn, pool, framing)), finish(log, status)),
+        parts,
+        RespBody::new(
+            Kind::Raw(RawBody::new(conn, pool, framing, None)),
+            finish(log, status),
+        ),
     )
 }
 
@@ -388,7 +453,7 @@ async fn exchange_raw(
     parts: &Parts,
     retries: u32,
     attempt: &mut Attempt,
-) -> Result<(Response<()>, RawFraming, RawConn, Arc<EndpointPool>), ProxyError> {
+) -> Result<(StatusCode, RawHead, RawFraming, RawConn, Arc<EndpointPool>), ProxyError> {
     let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let mut start = None;
     let mut failures = 0u32;
@@ -427,7 +492,7 @@ async fn exchange_raw(
             return Err(ProxyError::UpstreamReset);
         }
         match raw::read_head(&mut conn, &parts.method).await {
-            Ok((response, framing)) => return Ok((response, framing, conn, Arc::clone(endpoint))),
+            Ok((status, head, framing)) => return Ok((status, head, framing, conn, Arc::clone(endpoint))),
             Err(ProxyError::UpstreamReset) if safe => {
                 debug!(upstream = %endpoint.addr, "upstream closed before answering; trying again");
                 fail(ProxyError::UpstreamReset)?;

@@ -4,6 +4,7 @@
 //! task and the channels between it and the request.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
@@ -26,10 +27,12 @@ const MAX_HEADERS: usize = 100;
 const MAX_HEAD: usize = 8192 + 4096 * 100;
 const READ_SIZE: usize = 8192;
 
-/// An upstream socket and what was read from it but not yet used.
+/// An upstream socket, what was read from it but not yet used, and the
+/// buffer requests are written from.
 pub(crate) struct RawConn {
-    pub(crate) stream: TcpStream,
+    stream: TcpStream,
     buf: BytesMut,
+    out: Vec<u8>,
 }
 
 impl RawConn {
@@ -37,7 +40,14 @@ impl RawConn {
         RawConn {
             stream,
             buf: BytesMut::new(),
+            out: Vec::new(),
         }
+    }
+
+    /// The socket, for a hyper client connection (only when nothing is
+    /// buffered, as for an idle pooled socket).
+    pub(crate) fn into_stream(self) -> TcpStream {
+        self.stream
     }
 
     /// Whether an idle socket is still open and silent (the upstream has
@@ -76,7 +86,8 @@ pub(crate) fn eligible(parts: &Parts, body_empty: bool, upgrade: bool) -> bool {
 /// Writes the request head (the body is empty).
 pub(crate) async fn send(conn: &mut RawConn, parts: &Parts) -> io::Result<()> {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut head = Vec::with_capacity(256);
+    let mut head = std::mem::take(&mut conn.out);
+    head.clear();
     head.extend_from_slice(parts.method.as_str().as_bytes());
     head.push(b' ');
     head.extend_from_slice(path.as_bytes());
@@ -88,7 +99,9 @@ pub(crate) async fn send(conn: &mut RawConn, parts: &Parts) -> io::Result<()> {
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    conn.stream.write_all(&head).await
+    let written = conn.stream.write_all(&head).await;
+    conn.out = head;
+    written
 }
 
 /// How the response body is delimited.
@@ -117,87 +130,113 @@ enum Chunk {
 pub(crate) async fn read_head(
     conn: &mut RawConn,
     method: &Method,
-) -> Result<(Response<()>, RawFraming), ProxyError> {
+) -> Result<(StatusCode, RawHead, RawFraming), ProxyError> {
     loop {
         let parsed = {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut headers);
-            match response.parse(&conn.buf) {
-                Ok(httparse::Status::Complete(len)) => Some(build(&conn.buf, &response, len)?),
+            let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut []);
+            match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut response,
+                &conn.buf,
+                &mut headers,
+            ) {
+                Ok(httparse::Status::Complete(len)) => Some(spans(&conn.buf, &response, len)?),
                 Ok(httparse::Status::Partial) => None,
                 Err(_) => return Err(ProxyError::BadResponse),
             }
         };
-        match parsed {
-            Some(HeadSpans {
-                status,
-                version,
-                headers: header_ranges,
-                reason: reason_range,
-                len,
-            }) => {
-                let head = conn.buf.split_to(len).freeze();
-                let reason = reason_range.map(|(a, b)| head.slice(a..b));
-                if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
-                    continue;
-                }
-                if status == StatusCode::SWITCHING_PROTOCOLS {
-                    // Not asked for: the request did not want an upgrade.
-                    return Err(ProxyError::BadResponse);
-                }
-                let mut map = HeaderMap::with_capacity(header_ranges.len());
-                for (name, value) in header_ranges {
-                    let name =
-                        HeaderName::from_bytes(&head[name.0..name.1]).map_err(|_| ProxyError::BadResponse)?;
-                    let value = HeaderValue::from_maybe_shared(head.slice(value.0..value.1))
-                        .map_err(|_| ProxyError::BadResponse)?;
-                    map.append(name, value);
-                }
-                let framing = framing(method, status, version, &map)?;
-                let mut response = Response::new(());
-                // A reason phrase of the upstream's own goes along (as
-                // hyper's client keeps it).
-                if let Some(reason) = reason
-                    && !reason.is_empty()
-                    && status
-                        .canonical_reason()
-                        .is_none_or(|c| c.as_bytes() != reason.as_ref())
-                    && let Ok(reason) = ReasonPhrase::try_from(reason)
-                {
-                    response.extensions_mut().insert(reason);
-                }
-                // The version stays the router's own (HTTP/1.1): the
-                // upstream's only decides the framing.
-                *response.status_mut() = status;
-                *response.headers_mut() = map;
-                return Ok((response, framing));
+        let Some((status, version, headers, reason, len)) = parsed else {
+            if conn.buf.len() >= MAX_HEAD {
+                return Err(ProxyError::BadResponse);
             }
-            None => {
-                if conn.buf.len() >= MAX_HEAD {
-                    return Err(ProxyError::BadResponse);
-                }
-                match conn.fill().await {
-                    Ok(0) | Err(_) => return Err(ProxyError::UpstreamReset),
-                    Ok(_) => {}
-                }
+            match conn.fill().await {
+                Ok(0) | Err(_) => return Err(ProxyError::UpstreamReset),
+                Ok(_) => continue,
             }
+        };
+        let bytes = conn.buf.split_to(len).freeze();
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            continue;
         }
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            // Not asked for: the request did not want an upgrade.
+            return Err(ProxyError::BadResponse);
+        }
+        let head = RawHead {
+            bytes,
+            headers,
+            reason,
+        };
+        let framing = framing(method, status, version, &head)?;
+        return Ok((status, head, framing));
     }
 }
 
 type Span = (usize, usize);
 
-/// A parsed response head as byte ranges into the read buffer, so the
-/// buffer can be frozen once and sliced without copying.
-struct HeadSpans {
-    status: StatusCode,
-    version: Version,
+/// A response head as the upstream sent it: the bytes, and byte ranges of
+/// each header and the reason phrase in them (validated by the parser), so
+/// it can be passed on without building a header map.
+pub(crate) struct RawHead {
+    bytes: Bytes,
     headers: Vec<(Span, Span)>,
     reason: Option<Span>,
-    len: usize,
 }
 
-fn build(buf: &[u8], response: &httparse::Response<'_, '_>, len: usize) -> Result<HeadSpans, ProxyError> {
+impl RawHead {
+    fn slice(&self, (start, end): Span) -> &[u8] {
+        self.bytes.get(start..end).unwrap_or_default()
+    }
+
+    /// Names and values, in the order received.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers
+            .iter()
+            .map(|&(name, value)| (self.slice(name), self.slice(value)))
+    }
+
+    /// The values of every header called `name` (lower case).
+    pub(crate) fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+        self.headers()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// The upstream's reason phrase when it is not the standard one for
+    /// `status` (passed on, as hyper's client keeps it).
+    pub(crate) fn custom_reason(&self, status: StatusCode) -> Option<&[u8]> {
+        let reason = self.slice(self.reason?);
+        let standard = status.canonical_reason().map(str::as_bytes);
+        (!reason.is_empty() && standard != Some(reason)).then_some(reason)
+    }
+
+    /// The response as a header map, for hyper to send (the version stays
+    /// the router's own HTTP/1.1: the upstream's only decided the framing).
+    pub(crate) fn to_response(&self, status: StatusCode) -> Result<Response<()>, ProxyError> {
+        let mut map = HeaderMap::with_capacity(self.headers.len());
+        for &(name, value) in &self.headers {
+            let name = HeaderName::from_bytes(self.slice(name)).map_err(|_| ProxyError::BadResponse)?;
+            let value = HeaderValue::from_maybe_shared(self.bytes.slice(value.0..value.1))
+                .map_err(|_| ProxyError::BadResponse)?;
+            map.append(name, value);
+        }
+        let mut response = Response::new(());
+        if let Some(reason) = self.custom_reason(status)
+            && let Ok(reason) = ReasonPhrase::try_from(Bytes::copy_from_slice(reason))
+        {
+            response.extensions_mut().insert(reason);
+        }
+        *response.status_mut() = status;
+        *response.headers_mut() = map;
+        Ok(response)
+    }
+}
+
+type Spans = (StatusCode, Version, Vec<(Span, Span)>, Option<Span>, usize);
+
+/// A parsed response head as byte ranges into the read buffer, so the
+/// buffer can be frozen once and sliced without copying.
+fn spans(buf: &[u8], response: &httparse::Response<'_, '_>, len: usize) -> Result<Spans, ProxyError> {
     let status = response
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
@@ -217,13 +256,7 @@ fn build(buf: &[u8], response: &httparse::Response<'_, '_>, len: usize) -> Resul
         .map(|h| (offset(h.name.as_bytes()), offset(h.value)))
         .collect();
     let reason = response.reason.map(|r| offset(r.as_bytes()));
-    Ok(HeadSpans {
-        status,
-        version,
-        headers,
-        reason,
-        len,
-    })
+    Ok((status, version, headers, reason, len))
 }
 
 /// The body's framing and whether the connection may be reused after it.
@@ -236,15 +269,12 @@ fn framing(
     method: &Method,
     status: StatusCode,
     version: Version,
-    headers: &HeaderMap,
+    head: &RawHead,
 ) -> Result<RawFraming, ProxyError> {
     let tokens = |name: HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
+        head.values(name.as_str())
+            .flat_map(|v| v.split(|b| *b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     };
     let mut keep_alive = if version == Version::HTTP_10 {
         tokens(CONNECTION, "keep-alive")
@@ -256,34 +286,21 @@ fn framing(
         || status == StatusCode::NOT_MODIFIED
     {
         Framing::Done
-    } else if headers.contains_key(TRANSFER_ENCODING) {
-        let last_chunked = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
+    } else if let Some(last) = head.values(TRANSFER_ENCODING.as_str()).last() {
+        let last_chunked = last
+            .rsplit(|b| *b == b',')
+            .next()
+            .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         if version == Version::HTTP_11 && last_chunked {
             Framing::Chunked(Chunk::Size)
         } else {
             keep_alive = false;
             Framing::Eof
         }
-    } else if headers.contains_key(CONTENT_LENGTH) {
-        let mut length = None;
-        for value in headers.get_all(CONTENT_LENGTH) {
-            for part in value.to_str().map_err(|_| ProxyError::BadResponse)?.split(',') {
-                let n: u64 = part.trim().parse().map_err(|_| ProxyError::BadResponse)?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(ProxyError::BadResponse);
-                }
-                length = Some(n);
-            }
-        }
+    } else if let Some(length) = content_length(head)? {
         match length {
-            Some(0) | None => Framing::Done,
-            Some(n) => Framing::Length(n),
+            0 => Framing::Done,
+            n => Framing::Length(n),
         }
     } else {
         keep_alive = false;
@@ -292,12 +309,36 @@ fn framing(
     Ok(RawFraming { framing, keep_alive })
 }
 
+/// The declared body length; repeated values must agree.
+pub(crate) fn content_length(head: &RawHead) -> Result<Option<u64>, ProxyError> {
+    let mut length = None;
+    for value in head.values(CONTENT_LENGTH.as_str()) {
+        for part in value.split(|b| *b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                return Err(ProxyError::BadResponse);
+            }
+            let n: u64 = std::str::from_utf8(part)
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .ok_or(ProxyError::BadResponse)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(ProxyError::BadResponse);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
+}
+
 /// The upstream response body, read from the socket as the client takes it;
 /// the socket goes back to its pool at the end.
 pub(crate) struct RawBody {
     conn: Option<(RawConn, Arc<EndpointPool>)>,
     framing: Framing,
     keep_alive: bool,
+    /// The head, for the lean server path to pass on as it came.
+    head: Option<RawHead>,
 }
 
 /// An upstream body that broke off.
@@ -306,12 +347,22 @@ pub(crate) struct RawBody {
 pub(crate) struct BodyError(&'static str);
 
 impl RawBody {
-    pub(crate) fn new(conn: RawConn, pool: Arc<EndpointPool>, framing: RawFraming) -> RawBody {
+    pub(crate) fn new(
+        conn: RawConn,
+        pool: Arc<EndpointPool>,
+        framing: RawFraming,
+        head: Option<RawHead>,
+    ) -> RawBody {
         RawBody {
             conn: Some((conn, pool)),
             framing: framing.framing,
             keep_alive: framing.keep_alive,
+            head,
         }
+    }
+
+    pub(crate) fn head(&self) -> Option<&RawHead> {
+        self.head.as_ref()
     }
 
     pub(crate) fn is_end_stream(&self) -> bool {
@@ -333,7 +384,7 @@ impl RawBody {
             && let Some((conn, pool)) = self.conn.take()
             && conn.buf.is_empty()
         {
-            pool.release_raw(conn.stream);
+            pool.release_raw(conn);
         }
     }
 

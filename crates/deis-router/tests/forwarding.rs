@@ -304,6 +304,22 @@ async fn slow_upstream_gets_504_after_the_route_timeout() {
     assert_eq!(entry.error, Some(ProxyError::Timeout));
     // Fast requests still pass.
     assert_eq!(get(addr, "app", "/").await.status, StatusCode::OK);
+    // On one keep-alive connection, each request gets its own deadline:
+    // fast ones in between do not move a slow one's.
+    let mut client = Client::connect(addr).await;
+    for _ in 0..2 {
+        assert_eq!(client.get("app", "/").await.status, StatusCode::OK);
+        let started = Instant::now();
+        assert_eq!(
+            client.get("app", "/slow").await.status,
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_millis(1500),
+            "{took:?}"
+        );
+    }
     router.shutdown().await;
 }
 

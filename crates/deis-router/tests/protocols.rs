@@ -235,6 +235,7 @@ async fn https_picks_the_certificate_by_sni_and_refuses_unknown_names() {
     .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.ends_with("version=1.1"), "{out}");
+    assert!(out.contains("x-forwarded-proto: https\n"), "{out}");
 
     // Unknown name, and no SNI at all: the handshake is refused.
     let (code, _, err) = curl(vec![
