@@ -41,6 +41,8 @@ const READ_SIZE: usize = 8192;
 const WRITE_BATCH: usize = 64 * 1024;
 /// Body chunks at least this large are written as they are, not copied.
 const COPY_LIMIT: usize = 16 * 1024;
+/// How long closing the connection cleanly may take.
+const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves one HTTP/1.1 connection (plain, or TLS without ALPN `h2`).
 pub(crate) async fn serve<I>(ctx: Arc<ConnCtx>, io: I, mut watch: Watch)
@@ -66,25 +68,35 @@ where
         poll_fn(|cx| {
             let now = watch.level(cx);
             if now >= ABORTING {
-                return Poll::Ready(Outcome::Close);
+                return Poll::Ready(Outcome::Abort);
             }
             level.store(now, Ordering::Relaxed);
             lean.as_mut().poll(cx)
         })
         .await
     };
-    if matches!(outcome, Outcome::Handoff) {
-        let LeanConn { io, buf, .. } = conn;
-        let io = Rewind {
-            prefix: buf.freeze(),
-            io,
-        };
-        listener::serve_http(Arc::clone(&ctx), io, watch).await;
+    match outcome {
+        Outcome::Handoff => {
+            let LeanConn { io, buf, .. } = conn;
+            let io = Rewind {
+                prefix: buf.freeze(),
+                io,
+            };
+            listener::serve_http(Arc::clone(&ctx), io, watch).await;
+        }
+        // A clean end (FIN, or TLS close_notify), as hyper's; bounded, for
+        // a peer that stopped reading.
+        Outcome::Close => {
+            let _ = tokio::time::timeout(SHUTDOWN_LIMIT, conn.io.shutdown()).await;
+        }
+        Outcome::Abort => {}
     }
 }
 
 enum Outcome {
     Close,
+    /// Closed by the router's abort signal: dropped at once.
+    Abort,
     /// Hyper takes over, starting with the unconsumed bytes in `buf`.
     Handoff,
 }

@@ -166,6 +166,9 @@ async fn scripted_upstream() -> SocketAddr {
                     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
                     buf.drain(..end + 4);
                     let target = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                    if target == "/slow" {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                     let (reply, close): (&[u8], bool) = match target.as_str() {
                         "/chunked" => (
                             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\ntrailer: 1\r\n\r\n",
@@ -426,4 +429,18 @@ async fn idle_and_slow_clients_are_cut_off_and_shutdown_does_not_wait_for_idle_o
         started.elapsed()
     );
     assert!(idle.closed_within(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_at_shutdown_is_answered_with_connection_close() {
+    let (router, addr) = serve_app(scripted_upstream().await, None).await;
+    let mut conn = Conn::open(addr).await;
+    conn.send(get("/slow").as_bytes()).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let shutdown = tokio::spawn(async move { router.shutdown().await });
+    let answer = conn.response(false).await;
+    assert_eq!((answer.status, answer.text().as_str()), (200, "plain\n"));
+    assert_eq!(answer.header("connection"), ["close"]);
+    assert!(conn.closed_within(Duration::from_secs(2)).await);
+    shutdown.await.unwrap();
 }
