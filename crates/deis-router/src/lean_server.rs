@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
 use std::io;
+use std::io::Write as _;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -487,8 +488,7 @@ fn encode_head(
         .or_else(|| body.is_end_stream().then_some(0))
         .or_else(|| body.size_hint().exact())
     {
-        let mut digits = itoa_buf();
-        header_line(out, b"content-length", format_u64(&mut digits, length));
+        let _ = write!(out, "content-length: {length}\r\n");
         Framing::Length(length)
     } else {
         header_line(out, b"transfer-encoding", b"chunked");
@@ -525,28 +525,7 @@ fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-/// `n` in decimal, written into the end of `buf`.
-fn format_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        if let Some(digit) = buf.get_mut(start) {
-            *digit = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || start == 0 {
-            break;
-        }
-    }
-    buf.get(start..).unwrap_or_default()
-}
-
 fn write_chunk_size(out: &mut Vec<u8>, size: usize) {
-    use std::io::Write as _;
     let _ = write!(out, "{size:x}\r\n");
 }
 
@@ -665,11 +644,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_and_dates_are_formatted() {
-        let mut digits = itoa_buf();
-        assert_eq!(format_u64(&mut digits, 0), b"0");
-        assert_eq!(format_u64(&mut digits, 1234567), b"1234567");
-        assert_eq!(format_u64(&mut digits, u64::MAX), u64::MAX.to_string().as_bytes());
+    fn chunk_sizes_and_dates_are_formatted() {
         let mut out = Vec::new();
         write_chunk_size(&mut out, 255);
         assert_eq!(out, b"ff\r\n");
