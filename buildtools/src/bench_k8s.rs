@@ -14,6 +14,8 @@ use deis_kube_fake::FakeKube;
 use deis_kubernetes::{KubeScheduler, Settings, Timing};
 use deis_scheduler::{BuildKind, BuildSpec, DeploySpec, ReleaseSpec, Scheduler};
 
+use crate::median;
+
 const APPS: usize = 1_000;
 const ROUNDS: usize = 5;
 
@@ -50,11 +52,6 @@ fn counted(fake: &FakeKube) -> (usize, usize) {
     let requests = fake.requests();
     let writes = requests.iter().filter(|r| r.is_write()).count();
     (requests.len() - writes, writes)
-}
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
 }
 
 pub(crate) async fn run() -> Result<()> {

@@ -56,6 +56,12 @@ impl Samples {
     }
 }
 
+/// The middle value (the upper one of an even count); the default for none.
+pub(crate) fn median<T: PartialOrd + Copy + Default>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
 /// A free loopback port (for a server started next).
 pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
