@@ -31,14 +31,11 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             b"keep-alive" | b"close" | b"Keep-Alive" | b"Close" | b"upgrade" | b"Upgrade"
         ) && headers.get_all(CONNECTION).iter().nth(1).is_none();
         if !simple {
-            let named: Vec<HeaderName> = headers
-                .get_all(CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-                .filter(|name| !(keep_upgrade && name == UPGRADE))
-                .collect();
+            let named: Vec<HeaderName> =
+                list_tokens(headers.get_all(CONNECTION).iter().map(HeaderValue::as_bytes))
+                    .filter_map(|token| HeaderName::from_bytes(token).ok())
+                    .filter(|name| !(keep_upgrade && name == UPGRADE))
+                    .collect();
             for name in named {
                 headers.remove(name);
             }
@@ -82,19 +79,23 @@ pub(crate) fn is_hop_by_hop_raw(name: &[u8]) -> bool {
 
 /// Whether an HTTP/1.1 request asks to switch to WebSocket.
 pub(crate) fn wants_websocket(headers: &HeaderMap) -> bool {
-    let connection_upgrade = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    connection_upgrade
-        && headers
-            .get_all(UPGRADE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+    let values = |name| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
+    has_token(values(CONNECTION), "upgrade") && has_token(values(UPGRADE), "websocket")
+}
+
+/// The elements of comma-separated header values (`Connection: a, b`),
+/// trimmed, empty ones skipped.
+pub(crate) fn list_tokens<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> impl Iterator<Item = &'a [u8]> {
+    values
+        .into_iter()
+        .flat_map(|v| v.split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether any element of the values is `token`, in any case.
+pub(crate) fn has_token<'a>(values: impl IntoIterator<Item = &'a [u8]>, token: &str) -> bool {
+    list_tokens(values).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Appends the client's address to `X-Forwarded-For` (joining repeated
@@ -216,6 +217,17 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn list_tokens_are_trimmed_and_matched_in_any_case() {
+        let values: [&[u8]; 2] = [b" keep-alive ,, Upgrade", b"x-a,"];
+        assert_eq!(
+            list_tokens(values).collect::<Vec<_>>(),
+            [&b"keep-alive"[..], b"Upgrade", b"x-a"]
+        );
+        assert!(has_token(values, "upgrade"));
+        assert!(!has_token(values, "close"));
     }
 
     #[test]

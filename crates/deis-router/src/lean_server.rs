@@ -381,10 +381,7 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<(Span, Span)>) -> Parsed {
             return Parsed::Other;
         }
         if name.eq_ignore_ascii_case(CONNECTION.as_str().as_bytes()) {
-            close |= header
-                .value
-                .split(|b| *b == b',')
-                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+            close |= headers::has_token([header.value], "close");
         }
         spans.push((offset(name), offset(header.value)));
     }
@@ -506,12 +503,9 @@ fn encode_head(
 
 /// The extra headers a `Connection` header names as hop-by-hop.
 fn connection_named(raw: &RawHead) -> Vec<&[u8]> {
-    raw.values(CONNECTION.as_str())
-        .flat_map(|v| v.split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
+    headers::list_tokens(raw.values(CONNECTION.as_str()))
         .filter(|t| {
-            !t.is_empty()
-                && !t.eq_ignore_ascii_case(b"close")
+            !t.eq_ignore_ascii_case(b"close")
                 && !t.eq_ignore_ascii_case(b"keep-alive")
                 && !t.eq_ignore_ascii_case(b"upgrade")
         })

@@ -19,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::access_log::ProxyError;
+use crate::headers;
 use crate::pool::EndpointPool;
 
 /// Most response headers accepted (hyper's default).
@@ -271,11 +272,7 @@ fn framing(
     version: Version,
     head: &RawHead,
 ) -> Result<RawFraming, ProxyError> {
-    let tokens = |name: HeaderName, token: &str| {
-        head.values(name.as_str())
-            .flat_map(|v| v.split(|b| *b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    };
+    let tokens = |name: HeaderName, token: &str| headers::has_token(head.values(name.as_str()), token);
     let mut keep_alive = if version == Version::HTTP_10 {
         tokens(CONNECTION, "keep-alive")
     } else {
@@ -310,7 +307,7 @@ fn framing(
 }
 
 /// The declared body length; repeated values must agree.
-pub(crate) fn content_length(head: &RawHead) -> Result<Option<u64>, ProxyError> {
+fn content_length(head: &RawHead) -> Result<Option<u64>, ProxyError> {
     let mut length = None;
     for value in head.values(CONTENT_LENGTH.as_str()) {
         for part in value.split(|b| *b == b',') {
