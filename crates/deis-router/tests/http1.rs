@@ -195,10 +195,8 @@ async fn scripted_upstream() -> SocketAddr {
     addr
 }
 
-async fn serve_app(
-    upstream: SocketAddr,
-    options: Option<RouterOptions>,
-) -> (deis_router::Router, SocketAddr) {
+/// A router with one app, `app.localhost`, served by `upstream`.
+async fn serve_app(upstream: SocketAddr, options: RouterOptions) -> (deis_router::Router, SocketAddr) {
     let config = http_config(
         vec![vhost(
             "app",
@@ -207,12 +205,7 @@ async fn serve_app(
         )],
         vec![cluster("web", &[upstream])],
     );
-    let (router, _) = router_with(options.unwrap_or(RouterOptions {
-        workers: WORKERS,
-        ..RouterOptions::default()
-    }));
-    router.apply(config).await.unwrap();
-    let addr = addr_of(&router, "http");
+    let (router, _, addr) = serve_with(options, config).await;
     (router, addr)
 }
 
@@ -281,7 +274,7 @@ async fn one_connection_moves_from_the_lean_path_to_hyper_and_keeps_answering() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_upstream_framing_reaches_the_client_intact() {
-    let (router, addr) = serve_app(scripted_upstream().await, None).await;
+    let (router, addr) = serve_app(scripted_upstream().await, common::options()).await;
     let mut conn = Conn::open(addr).await;
 
     conn.send(get("/chunked").as_bytes()).await;
@@ -348,7 +341,7 @@ async fn every_upstream_framing_reaches_the_client_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_heads_are_refused_and_the_router_keeps_serving() {
-    let (router, addr) = serve_app(scripted_upstream().await, None).await;
+    let (router, addr) = serve_app(scripted_upstream().await, common::options()).await;
 
     let mut bad = Conn::open(addr).await;
     bad.send(b"GET / HTTP/1.1\r\nHost app.localhost\r\n\r\n").await;
@@ -380,11 +373,10 @@ async fn malformed_and_oversized_heads_are_refused_and_the_router_keeps_serving(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_slow_clients_are_cut_off_and_shutdown_does_not_wait_for_idle_ones() {
     let options = RouterOptions {
-        workers: WORKERS,
         header_read_timeout: Duration::from_millis(400),
-        ..RouterOptions::default()
+        ..common::options()
     };
-    let (router, addr) = serve_app(scripted_upstream().await, Some(options)).await;
+    let (router, addr) = serve_app(scripted_upstream().await, options).await;
 
     // Never sends anything.
     let mut silent = Conn::open(addr).await;
@@ -433,7 +425,7 @@ async fn idle_and_slow_clients_are_cut_off_and_shutdown_does_not_wait_for_idle_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_at_shutdown_is_answered_with_connection_close() {
-    let (router, addr) = serve_app(scripted_upstream().await, None).await;
+    let (router, addr) = serve_app(scripted_upstream().await, common::options()).await;
     let mut conn = Conn::open(addr).await;
     conn.send(get("/slow").as_bytes()).await;
     tokio::time::sleep(Duration::from_millis(150)).await;

@@ -239,11 +239,16 @@ impl AccessLog for Recorded {
 /// depend on the machine's core count).
 pub const WORKERS: usize = 2;
 
-pub fn router() -> (Router, Arc<Recorded>) {
-    router_with(RouterOptions {
+/// The options the tests' routers start with.
+pub fn options() -> RouterOptions {
+    RouterOptions {
         workers: WORKERS,
         ..RouterOptions::default()
-    })
+    }
+}
+
+pub fn router() -> (Router, Arc<Recorded>) {
+    router_with(options())
 }
 
 pub fn router_with(options: RouterOptions) -> (Router, Arc<Recorded>) {
@@ -336,7 +341,12 @@ pub fn http_config(vhosts: Vec<VirtualHost>, clusters: Vec<(String, Arc<Cluster>
 
 /// A router serving `config`, and its `http` listener's address.
 pub async fn serve(config: RouterConfig) -> (Router, Arc<Recorded>, SocketAddr) {
-    let (router, log) = router();
+    serve_with(options(), config).await
+}
+
+/// [`serve`] with these options.
+pub async fn serve_with(options: RouterOptions, config: RouterConfig) -> (Router, Arc<Recorded>, SocketAddr) {
+    let (router, log) = router_with(options);
     router.apply(config).await.unwrap();
     let addr = addr_of(&router, "http");
     (router, log, addr)
