@@ -32,12 +32,9 @@ use crate::drain::{ABORTING, DRAINING, Watch};
 use crate::headers;
 use crate::listener;
 use crate::proxy::{self, ConnCtx};
-use crate::raw::RawHead;
+use crate::raw::{self, MAX_HEADERS, READ_SIZE, RawHead};
 use crate::timer::LazyTimer;
 
-/// Most request headers accepted (hyper's default).
-const MAX_HEADERS: usize = 100;
-const READ_SIZE: usize = 8192;
 /// Response bytes gathered before they are written.
 const WRITE_BATCH: usize = 64 * 1024;
 /// Body chunks at least this large are written as they are, not copied.
@@ -193,10 +190,7 @@ where
         if self.buf.is_empty() && self.level.load(Ordering::Relaxed) >= DRAINING {
             return Poll::Ready(Ok(0));
         }
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
-            self.buf.reserve(READ_SIZE);
-        }
-        if let Poll::Ready(read) = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf) {
+        if let Poll::Ready(read) = raw::poll_read_into(&mut self.io, &mut self.buf, cx) {
             return Poll::Ready(read);
         }
         ready!(self.poll_header_deadline(cx));

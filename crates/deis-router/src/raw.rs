@@ -15,18 +15,18 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use hyper::body::{Frame, SizeHint};
 use hyper::ext::ReasonPhrase;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::access_log::ProxyError;
 use crate::headers;
 use crate::pool::EndpointPool;
 
-/// Most response headers accepted (hyper's default).
-const MAX_HEADERS: usize = 100;
+/// Most headers accepted in a request or response head (hyper's default).
+pub(crate) const MAX_HEADERS: usize = 100;
 /// Largest response head accepted (hyper's default read buffer limit).
 const MAX_HEAD: usize = 8192 + 4096 * 100;
-const READ_SIZE: usize = 8192;
+pub(crate) const READ_SIZE: usize = 8192;
 
 /// An upstream socket, what was read from it but not yet used, and the
 /// buffer requests are written from.
@@ -66,17 +66,28 @@ impl RawConn {
     }
 
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
-            self.buf.reserve(READ_SIZE);
-        }
         // `AsyncRead` rather than `try_read`: a short read clears the
         // socket's readiness, so `alive` needs no probe next time.
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
+        poll_read_into(&mut self.stream, &mut self.buf, cx)
     }
 
     async fn fill(&mut self) -> io::Result<usize> {
         std::future::poll_fn(|cx| self.poll_fill(cx)).await
     }
+}
+
+/// Reads what is there into `buf`, growing it by [`READ_SIZE`] when less
+/// than half of that is free (reusing its allocation once earlier reads
+/// have been handed on and dropped).
+pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < READ_SIZE / 2 {
+        buf.reserve(READ_SIZE);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
 }
 
 /// Whether a request can take the lean path.
