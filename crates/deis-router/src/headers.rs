@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use http::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::raw::{self, HeadFields};
+
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
@@ -98,6 +100,26 @@ pub(crate) fn has_token<'a>(values: impl IntoIterator<Item = &'a [u8]>, token: &
     list_tokens(values).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// The header names a `Connection` header lists as hop-by-hop (its values
+/// given), less the connection options `close`, `keep-alive` and `upgrade`.
+pub(crate) fn connection_named<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> impl Iterator<Item = &'a [u8]> {
+    list_tokens(values).filter(|t| {
+        !t.eq_ignore_ascii_case(b"close")
+            && !t.eq_ignore_ascii_case(b"keep-alive")
+            && !t.eq_ignore_ascii_case(b"upgrade")
+    })
+}
+
+/// Whether a header of a head as received is passed on: not hop-by-hop,
+/// and not named by the head's `Connection` header (`named`: it names any).
+pub(crate) fn passes_raw(fields: &HeadFields, name: &[u8], named: bool) -> bool {
+    let named_here =
+        || connection_named(fields.values(CONNECTION.as_str())).any(|t| t.eq_ignore_ascii_case(name));
+    !(is_hop_by_hop_raw(name) || (named && named_here()))
+}
+
 /// Appends the client's address to `X-Forwarded-For` (joining repeated
 /// headers into one list).
 pub(crate) fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
@@ -126,20 +148,83 @@ pub(crate) fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue
 
 /// Heroku's rule for keeping a client's request id: 20 to 200 characters of
 /// `[A-Za-z0-9+=/_-]`.
-pub(crate) fn valid_request_id(value: &HeaderValue) -> bool {
-    let bytes = value.as_bytes();
-    (20..=200).contains(&bytes.len())
-        && bytes
+pub(crate) fn valid_request_id(value: &[u8]) -> bool {
+    (20..=200).contains(&value.len())
+        && value
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'=' | b'/' | b'_' | b'-'))
 }
 
-/// A fresh UUID v4 request id.
+/// A fresh UUID v4 request id, as text.
+pub(crate) fn request_id() -> [u8; uuid::fmt::Hyphenated::LENGTH] {
+    // One draw for all 16 bytes (an array of bytes would be drawn a byte at
+    // a time).
+    let id = uuid::Builder::from_random_bytes(rand::random::<u128>().to_ne_bytes()).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut text);
+    text
+}
+
+/// [`request_id`] as a header value.
 pub(crate) fn new_request_id() -> HeaderValue {
-    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let text = id.hyphenated().encode_lower(&mut buf);
-    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+    HeaderValue::from_bytes(&request_id())
+        .unwrap_or(HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+}
+
+/// What the router adds to a request it forwards.
+pub(crate) struct Forwarding<'a> {
+    /// The client's address, appended to `X-Forwarded-For`.
+    pub(crate) client_ip: &'a [u8],
+    /// `X-Forwarded-Proto` and `X-Forwarded-Port`, replacing the client's.
+    pub(crate) proto: &'a [u8],
+    pub(crate) port: &'a [u8],
+    /// A new request id, replacing any the client sent; `None` keeps the
+    /// client's.
+    pub(crate) fresh_id: Option<&'a [u8]>,
+}
+
+/// Writes a request's headers, as received, for the upstream: the rules
+/// [`strip_hop_by_hop`] and [`append_forwarded_for`] apply to a header map,
+/// without building one. Hop-by-hop headers and those `Connection` names
+/// are dropped, `X-Forwarded-For` is joined into one list with the client
+/// appended, and the forwarding headers of `forwarding` are set.
+pub(crate) fn write_forwarded(out: &mut Vec<u8>, fields: &HeadFields, forwarding: &Forwarding<'_>) {
+    // Usually `Connection` names no header: one scan instead of one a header.
+    let named = connection_named(fields.values(CONNECTION.as_str()))
+        .next()
+        .is_some();
+    let passes = |name: &[u8]| passes_raw(fields, name, named);
+    let mut forwarded_for = false;
+    for (name, value) in fields.headers() {
+        if !passes(name) {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(X_FORWARDED_FOR.as_str().as_bytes()) {
+            forwarded_for = true;
+        } else if !(name.eq_ignore_ascii_case(X_FORWARDED_PROTO.as_str().as_bytes())
+            || name.eq_ignore_ascii_case(X_FORWARDED_PORT.as_str().as_bytes())
+            || (forwarding.fresh_id.is_some() && name.eq_ignore_ascii_case(X_REQUEST_ID.as_str().as_bytes())))
+        {
+            raw::header_line(out, name, value);
+        }
+    }
+    out.extend_from_slice(X_FORWARDED_FOR.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    if forwarded_for {
+        for (name, value) in fields.headers() {
+            if name.eq_ignore_ascii_case(X_FORWARDED_FOR.as_str().as_bytes()) && passes(name) {
+                out.extend_from_slice(value);
+                out.extend_from_slice(b", ");
+            }
+        }
+    }
+    out.extend_from_slice(forwarding.client_ip);
+    out.extend_from_slice(b"\r\n");
+    raw::header_line(out, X_FORWARDED_PROTO.as_str().as_bytes(), forwarding.proto);
+    raw::header_line(out, X_FORWARDED_PORT.as_str().as_bytes(), forwarding.port);
+    if let Some(id) = forwarding.fresh_id {
+        raw::header_line(out, X_REQUEST_ID.as_str().as_bytes(), id);
+    }
 }
 
 /// The host part of a Host header or authority: userinfo and port removed,
@@ -194,15 +279,18 @@ mod tests {
 
     #[test]
     fn request_id_rule() {
-        assert!(valid_request_id(&HeaderValue::from_static(
-            "abcdefghij0123456789"
-        )));
-        assert!(!valid_request_id(&HeaderValue::from_static("short")));
-        assert!(!valid_request_id(&HeaderValue::from_static(
-            "abcdefghij0123456789 with space"
-        )));
-        assert!(valid_request_id(&new_request_id()));
+        assert!(valid_request_id(b"abcdefghij0123456789"));
+        assert!(!valid_request_id(b"short"));
+        assert!(!valid_request_id(b"abcdefghij0123456789 with space"));
+        assert!(valid_request_id(new_request_id().as_bytes()));
         assert_ne!(new_request_id(), new_request_id());
+        let id = request_id();
+        assert_eq!(
+            id[14],
+            b'4',
+            "a version 4 UUID: {:?}",
+            String::from_utf8_lossy(&id)
+        );
     }
 
     #[test]

@@ -20,8 +20,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING, UPGRADE};
-use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderValue, Method, Response, StatusCode, Uri};
 use hyper::body::Body;
 use hyper::ext::ReasonPhrase;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -32,7 +31,7 @@ use crate::drain::{ABORTING, DRAINING, Watch};
 use crate::headers;
 use crate::listener;
 use crate::proxy::{self, ConnCtx};
-use crate::raw::{self, MAX_HEADERS, READ_SIZE, RawHead};
+use crate::raw::{self, HeadFields, MAX_HEADERS, READ_SIZE, Span, header_line};
 use crate::timer::LazyTimer;
 
 /// Response bytes gathered before they are written.
@@ -115,17 +114,20 @@ struct LeanConn<'a, I> {
     timer: LazyTimer,
 }
 
-/// A request the lean path serves.
-struct Simple {
-    parts: Parts,
+/// A request the lean path serves, as parsed: no header map is built.
+pub(crate) struct LeanRequest {
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    /// The head's bytes (the request line too) and where its headers are.
+    pub(crate) head: HeadFields,
     /// The client asked to close after this response.
-    close: bool,
+    pub(crate) close: bool,
 }
 
 // Returned once per request; a box would be one more allocation each time.
 #[allow(clippy::large_enum_variant)]
 enum Next {
-    Request(Simple),
+    Request(LeanRequest),
     Handoff,
     Close,
 }
@@ -136,15 +138,16 @@ where
 {
     async fn run(&mut self) -> Outcome {
         loop {
-            let simple = match self.next_request().await {
-                Next::Request(simple) => simple,
+            let request = match self.next_request().await {
+                Next::Request(request) => request,
                 Next::Handoff => return Outcome::Handoff,
                 Next::Close => return Outcome::Close,
             };
-            let Simple { parts, close } = simple;
-            let head_request = parts.method == Method::HEAD;
-            let response = proxy::route(self.ctx, parts, None, Some(&mut self.timer)).await;
-            let close = close || self.level.load(Ordering::Relaxed) >= DRAINING;
+            let response = proxy::route_lean(self.ctx, &request, &mut self.timer).await;
+            let head_request = request.method == Method::HEAD;
+            let close = request.close || self.level.load(Ordering::Relaxed) >= DRAINING;
+            // The header positions' storage serves the next request.
+            self.spans = request.head.headers;
             match self.write_response(response, head_request, close).await {
                 Ok(true) if !close => {}
                 Ok(_) => return Outcome::Close,
@@ -163,7 +166,7 @@ where
         loop {
             if !self.buf.is_empty() {
                 match parse_request(&mut self.buf, &mut self.spans) {
-                    Parsed::Simple(simple) => return Next::Request(simple),
+                    Parsed::Simple(request) => return Next::Request(request),
                     Parsed::Other => return Next::Handoff,
                     Parsed::Partial => {
                         if self.buf.len() >= self.ctx.inner.options.max_header_size {
@@ -331,18 +334,16 @@ where
 
 #[allow(clippy::large_enum_variant)]
 enum Parsed {
-    Simple(Simple),
+    Simple(LeanRequest),
     /// Not for the lean path (or not valid HTTP/1.1): hyper decides.
     Other,
     Partial,
 }
 
-type Span = (usize, usize);
-
 /// Parses the head at the start of `buf`; only a simple request is
-/// consumed from it.
-/// `spans` is scratch space, kept by the connection so a request does not
-/// allocate it.
+/// consumed from it. `spans` is the storage for its header positions, kept
+/// by the connection so a request does not allocate it; a simple request
+/// takes it (and gives it back when done).
 fn parse_request(buf: &mut BytesMut, spans: &mut Vec<(Span, Span)>) -> Parsed {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut []);
@@ -357,14 +358,7 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<(Span, Span)>) -> Parsed {
     if !path.starts_with('/') || method == "CONNECT" {
         return Parsed::Other;
     }
-    let base = buf.as_ptr() as usize;
-    let offset = |s: &[u8]| {
-        let start = (s.as_ptr() as usize).wrapping_sub(base);
-        (start, start + s.len())
-    };
     let mut close = false;
-    // Byte ranges rather than slices, so `buf` can be split while they live.
-    spans.clear();
     for header in request.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str().as_bytes())
@@ -377,34 +371,34 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<(Span, Span)>) -> Parsed {
         if name.eq_ignore_ascii_case(CONNECTION.as_str().as_bytes()) {
             close |= headers::has_token([header.value], "close");
         }
-        spans.push((offset(name), offset(header.value)));
     }
-    let method_span = offset(method.as_bytes());
-    let path_span = offset(path.as_bytes());
-    let head = buf.split_to(len).freeze();
-    let slice = |(start, end): Span| head.get(start..end).unwrap_or_default();
-    let Ok(method) = Method::from_bytes(slice(method_span)) else {
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
         return Parsed::Other;
     };
-    let Ok(uri) = Uri::from_maybe_shared(head.slice(path_span.0..path_span.1)) else {
+    // Byte ranges rather than slices, so `buf` can be split while they live.
+    spans.clear();
+    raw::header_spans(buf, request.headers, spans);
+    let path_span = raw::span_of(buf, path.as_bytes());
+    let head = HeadFields {
+        bytes: buf.split_to(len).freeze(),
+        headers: std::mem::take(spans),
+    };
+    let Ok(uri) = Uri::from_maybe_shared(head.bytes.slice(path_span.0..path_span.1)) else {
+        // A target the parser took and `Uri` does not: hyper answers it,
+        // from the bytes as they came.
+        let mut whole = BytesMut::with_capacity(head.bytes.len() + buf.len());
+        whole.extend_from_slice(&head.bytes);
+        whole.extend_from_slice(buf);
+        *buf = whole;
+        *spans = head.headers;
         return Parsed::Other;
     };
-    let mut map = HeaderMap::with_capacity(spans.len() + 4);
-    for &(name, value) in spans.iter() {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(slice(name)),
-            HeaderValue::from_maybe_shared(head.slice(value.0..value.1)),
-        ) else {
-            return Parsed::Other;
-        };
-        map.append(name, value);
-    }
-    let (mut parts, ()) = Request::new(()).into_parts();
-    parts.method = method;
-    parts.uri = uri;
-    parts.version = Version::HTTP_11;
-    parts.headers = map;
-    Parsed::Simple(Simple { parts, close })
+    Parsed::Simple(LeanRequest {
+        method,
+        uri,
+        head,
+        close,
+    })
 }
 
 /// How the response body is delimited on the wire.
@@ -444,16 +438,23 @@ fn encode_head(
     let has_date: bool;
     match raw {
         Some(raw) => {
-            let named = connection_named(raw);
+            let named = headers::connection_named(raw.values(CONNECTION.as_str()))
+                .next()
+                .is_some();
+            let mut length = None;
+            let mut date = false;
             for (name, value) in raw.headers() {
-                let hop =
-                    headers::is_hop_by_hop_raw(name) || named.iter().any(|n| name.eq_ignore_ascii_case(n));
-                if !hop && !name.eq_ignore_ascii_case(b"content-length") {
+                if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes()) {
+                    length.get_or_insert(value);
+                    continue;
+                }
+                date |= name.eq_ignore_ascii_case(DATE.as_str().as_bytes());
+                if headers::passes_raw(raw.fields(), name, named) {
                     header_line(out, name, value);
                 }
             }
-            declared = raw.values(CONTENT_LENGTH.as_str()).next();
-            has_date = raw.values(DATE.as_str()).next().is_some();
+            declared = length;
+            has_date = date;
         }
         None => {
             for (name, value) in &parts.headers {
@@ -493,24 +494,6 @@ fn encode_head(
     }
     out.extend_from_slice(b"\r\n");
     framing
-}
-
-/// The extra headers a `Connection` header names as hop-by-hop.
-fn connection_named(raw: &RawHead) -> Vec<&[u8]> {
-    headers::list_tokens(raw.values(CONNECTION.as_str()))
-        .filter(|t| {
-            !t.eq_ignore_ascii_case(b"close")
-                && !t.eq_ignore_ascii_case(b"keep-alive")
-                && !t.eq_ignore_ascii_case(b"upgrade")
-        })
-        .collect()
-}
-
-fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 fn write_chunk_size(out: &mut Vec<u8>, size: usize) {
@@ -596,10 +579,10 @@ mod tests {
         let Parsed::Simple(simple) = parse_request(&mut buf, &mut Vec::new()) else {
             panic!("not simple");
         };
-        assert_eq!(simple.parts.method, Method::GET);
-        assert_eq!(simple.parts.uri, "/a?b=1");
-        assert_eq!(simple.parts.headers["host"], "app.localhost");
-        assert_eq!(simple.parts.headers["x-custom"], "v");
+        assert_eq!(simple.method, Method::GET);
+        assert_eq!(simple.uri, "/a?b=1");
+        assert_eq!(simple.head.value("host").unwrap(), "app.localhost");
+        assert_eq!(simple.head.value("x-custom").unwrap(), "v");
         assert!(simple.close);
         assert_eq!(&buf[..], b"GET /next");
     }
@@ -629,6 +612,16 @@ mod tests {
             parse("DELETE /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"),
             Parsed::Simple(_)
         ));
+    }
+
+    #[test]
+    fn a_target_uri_refuses_is_left_whole_for_hyper() {
+        // httparse takes `<` in a target; `Uri` does not.
+        let text = "GET /a<b HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\n";
+        let mut buf = BytesMut::from(text.as_bytes());
+        let mut spans = Vec::new();
+        assert!(matches!(parse_request(&mut buf, &mut spans), Parsed::Other));
+        assert_eq!(&buf[..], text.as_bytes());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use http::header::{CONTENT_TYPE, COOKIE, EXPECT, HOST, LOCATION};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Extensions, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tracing::debug;
@@ -23,10 +23,11 @@ use crate::headers::{
     self, X_FORWARDED_PORT, X_FORWARDED_PROTO, X_REQUEST_ID, append_forwarded_for, host_without_port,
     strip_hop_by_hop, wants_websocket,
 };
+use crate::lean_server::LeanRequest;
 use crate::pool::{ClusterRt, EndpointPool, Sender};
-use crate::raw::{self, RawBody, RawConn, RawFraming, RawHead};
+use crate::raw::{self, RawBody, RawConn, RawFraming, RawHead, UpstreamHead};
 use crate::router::Inner;
-use crate::routes::ActionRt;
+use crate::routes::{ActionRt, RouteTableRt};
 use crate::timer::LazyTimer;
 
 /// What every request on one downstream connection shares.
@@ -52,48 +53,129 @@ impl ConnCtx {
 
 /// Answers one request hyper parsed.
 pub(crate) async fn handle(ctx: &ConnCtx, req: Request<Incoming>) -> Response<RespBody> {
-    let (parts, body) = req.into_parts();
-    route(ctx, parts, Some(body), None).await
-}
-
-/// Answers one request on the configuration current when it arrived.
-/// `body` is `None` for a request without one that hyper did not parse
-/// (the lean server path), which passes its connection's `timer` too.
-pub(crate) async fn route(
-    ctx: &ConnCtx,
-    mut parts: Parts,
-    body: Option<Incoming>,
-    timer: Option<&mut LazyTimer>,
-) -> Response<RespBody> {
+    let (mut parts, body) = req.into_parts();
     let table = ctx.inner.route_table(ctx.listener);
-
     // HTTP/2 carries the host in :authority, HTTP/1 in Host.
     let host = match (parts.version, parts.uri.authority()) {
         (Version::HTTP_2, Some(authority)) => HeaderValue::from_str(authority.as_str()).ok(),
         _ => parts.headers.get(HOST).cloned(),
     };
-    if !parts
-        .headers
-        .get(X_REQUEST_ID)
-        .is_some_and(headers::valid_request_id)
-    {
-        parts.headers.insert(X_REQUEST_ID, headers::new_request_id());
+    let request_id = match parts.headers.get(X_REQUEST_ID) {
+        Some(id) if headers::valid_request_id(id.as_bytes()) => id.clone(),
+        _ => {
+            let id = headers::new_request_id();
+            parts.headers.insert(X_REQUEST_ID, id.clone());
+            id
+        }
+    };
+    let view = RequestView {
+        method: &parts.method,
+        uri: &parts.uri,
+        host: host.as_ref(),
+        request_id: request_id.as_bytes(),
+    };
+    match decide(ctx, table.as_deref(), &view) {
+        Routed::Answer(response) => response,
+        Routed::Forward(target) => {
+            if parts.method == Method::CONNECT {
+                return local(StatusCode::METHOD_NOT_ALLOWED, "", None, target.log);
+            }
+            // Boxed: the forwarding state is large, and hyper moves the
+            // request's future into place once per request.
+            Box::pin(forward(ctx, parts, body, host, target)).await
+        }
     }
+}
+
+/// Answers one request the lean server parsed (HTTP/1.1, origin-form, no
+/// body, no upgrade), forwarding it from its head as received; the
+/// connection's `timer` serves for the upstream timeout.
+pub(crate) async fn route_lean(
+    ctx: &ConnCtx,
+    request: &LeanRequest,
+    timer: &mut LazyTimer,
+) -> Response<RespBody> {
+    let table = ctx.inner.route_table(ctx.listener);
+    let host = request.head.value(HOST.as_str());
+    let kept_id = request
+        .head
+        .values("x-request-id")
+        .next()
+        .filter(|id| headers::valid_request_id(id));
+    let fresh_id;
+    let request_id = match kept_id {
+        Some(id) => id,
+        None => {
+            fresh_id = headers::request_id();
+            &fresh_id[..]
+        }
+    };
+    let view = RequestView {
+        method: &request.method,
+        uri: &request.uri,
+        host: host.as_ref(),
+        request_id,
+    };
+    match decide(ctx, table.as_deref(), &view) {
+        Routed::Answer(response) => response,
+        Routed::Forward(target) => {
+            let upstream = LeanUpstream {
+                request,
+                forwarding: headers::Forwarding {
+                    client_ip: ctx.client_ip_header.as_bytes(),
+                    proto: ctx.scheme().as_bytes(),
+                    port: ctx.port_header.as_bytes(),
+                    fresh_id: kept_id.is_none().then_some(request_id),
+                },
+            };
+            forward_raw(&upstream, target, true, Some(timer)).await
+        }
+    }
+}
+
+/// What routing reads of a request, whoever parsed it.
+struct RequestView<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    /// The Host header (HTTP/1) or authority (HTTP/2).
+    host: Option<&'a HeaderValue>,
+    /// The id the request is forwarded with.
+    request_id: &'a [u8],
+}
+
+/// What the route table says to do with a request.
+// Returned once per request; a box would be one more allocation each time.
+#[allow(clippy::large_enum_variant)]
+enum Routed<'t> {
+    /// The router answers itself (unknown host, denied, a redirect...).
+    Answer(Response<RespBody>),
+    Forward(Target<'t>),
+}
+
+/// The cluster a request goes to, with its route's limits, and the request's
+/// log so far.
+struct Target<'t> {
+    cluster: &'t ClusterRt,
+    timeout: Option<Duration>,
+    retries: u32,
+    log: Log,
+}
+
+/// Looks the request up in the listener's route table (`None`: no routes),
+/// on the configuration current when it arrived.
+fn decide<'t>(ctx: &ConnCtx, table: Option<&'t RouteTableRt>, request: &RequestView<'_>) -> Routed<'t> {
     let access = ctx.inner.access_log.enabled().then(|| {
         Box::new(PendingLog {
             sink: Arc::clone(&ctx.inner.access_log),
             entry: AccessEntry {
                 virtual_host: None,
-                method: parts.method.clone(),
-                uri: parts.uri.clone(),
-                host: host.clone(),
+                method: request.method.clone(),
+                uri: request.uri.clone(),
+                host: request.host.cloned(),
                 status: 0,
                 bytes_sent: 0,
                 client_addr: ctx.client,
-                request_id: parts
-                    .headers
-                    .get(X_REQUEST_ID)
-                    .cloned()
+                request_id: HeaderValue::from_bytes(request.request_id)
                     .unwrap_or(HeaderValue::from_static("")),
                 upstream: None,
                 connect: Duration::ZERO,
@@ -110,28 +192,28 @@ pub(crate) async fn route(
         status: 0,
     };
 
-    let host_str = host
-        .as_ref()
+    let host_str = request
+        .host
         .and_then(|h| h.to_str().ok())
         .map(host_without_port)
         .unwrap_or("");
     let Some(table) = table else {
-        return local(StatusCode::NOT_FOUND, "", None, log);
+        return Routed::Answer(local(StatusCode::NOT_FOUND, "", None, log));
     };
     let Some(vhost) = table.find(&headers::lowercase(host_str)) else {
-        return local(StatusCode::NOT_FOUND, "", None, log);
+        return Routed::Answer(local(StatusCode::NOT_FOUND, "", None, log));
     };
     log.stats = Some(Arc::clone(&vhost.stats));
     if let Some(access) = &mut log.access {
         access.entry.virtual_host = Some(Arc::clone(&vhost.name));
     }
     if !vhost.allows(ctx.client_ip) {
-        return local(StatusCode::FORBIDDEN, "access denied\n", None, log);
+        return Routed::Answer(local(StatusCode::FORBIDDEN, "access denied\n", None, log));
     }
-    let Some(action) = vhost.route(parts.uri.path()) else {
-        return local(StatusCode::NOT_FOUND, "", None, log);
+    let Some(action) = vhost.route(request.uri.path()) else {
+        return Routed::Answer(local(StatusCode::NOT_FOUND, "", None, log));
     };
-    match action {
+    let response = match action {
         ActionRt::Respond {
             status,
             content_type,
@@ -154,7 +236,7 @@ pub(crate) async fn route(
                 Some(443) if scheme == "https" => None,
                 other => *other,
             };
-            let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+            let path = request.uri.path_and_query().map_or("/", PathAndQuery::as_str);
             let location = match (host_str, port) {
                 ("", _) => path.to_owned(),
                 (host, Some(port)) => format!("{scheme}://{host}:{port}{path}"),
@@ -181,20 +263,38 @@ pub(crate) async fn route(
             timeout,
             retries,
         } => {
-            if parts.method == Method::CONNECT {
-                return local(StatusCode::METHOD_NOT_ALLOWED, "", None, log);
-            }
-            let lean = body.is_none();
-            let forwarding = forward(ctx, parts, body, host, cluster, *timeout, *retries, log, timer);
-            if !lean {
-                // Boxed: the forwarding state is large, and hyper moves the
-                // request's future into place once per request.
-                Box::pin(forwarding).await
-            } else {
-                // The lean server polls it where it stands.
-                forwarding.await
-            }
+            return Routed::Forward(Target {
+                cluster,
+                timeout: *timeout,
+                retries: *retries,
+                log,
+            });
         }
+    };
+    Routed::Answer(response)
+}
+
+/// A lean request as it goes upstream: its head as received, with the
+/// forwarding rules applied while it is written.
+struct LeanUpstream<'a> {
+    request: &'a LeanRequest,
+    forwarding: headers::Forwarding<'a>,
+}
+
+impl UpstreamHead for LeanUpstream<'_> {
+    fn method(&self) -> &Method {
+        &self.request.method
+    }
+
+    fn write_head(&self, out: &mut Vec<u8>) {
+        let target = self
+            .request
+            .uri
+            .path_and_query()
+            .map_or("/", PathAndQuery::as_str);
+        raw::request_line(out, &self.request.method, target.as_bytes());
+        headers::write_forwarded(out, &self.request.head, &self.forwarding);
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -281,17 +381,22 @@ struct Attempt {
     connect: Duration,
 }
 
-#[allow(clippy::too_many_arguments)]
+impl Attempt {
+    /// Notes the endpoint and connect time in the access log entry.
+    fn record(&self, log: &mut Log) {
+        if let Some(access) = &mut log.access {
+            access.entry.upstream = self.endpoint;
+            access.entry.connect = self.connect;
+        }
+    }
+}
+
 async fn forward(
     ctx: &ConnCtx,
     mut parts: Parts,
-    body: Option<Incoming>,
+    body: Incoming,
     host: Option<HeaderValue>,
-    cluster: &ClusterRt,
-    timeout: Option<Duration>,
-    retries: u32,
-    mut log: Log,
-    timer: Option<&mut LazyTimer>,
+    target: Target<'_>,
 ) -> Response<RespBody> {
     let h2 = parts.version == Version::HTTP_2;
     let upgrade = !h2 && wants_websocket(&parts.headers);
@@ -335,20 +440,17 @@ async fn forward(
     }
     parts.version = Version::HTTP_11;
     parts.extensions = Extensions::new();
-    let body_empty = body.as_ref().is_none_or(hyper::body::Body::is_end_stream);
-    if raw::eligible(&parts, body_empty, upgrade) {
-        // Without a hyper body, the lean server sends the response: it
-        // takes the upstream's head as it came.
-        let pass_head = body.is_none();
-        return forward_raw(parts, cluster, timeout, retries, log, pass_head, timer).await;
+    if raw::eligible(&parts, body.is_end_stream(), upgrade) {
+        return forward_raw(&parts, target, false, None).await;
     }
-    // The lean server path hands every request it cannot forward this way
-    // to hyper, so a request without a body is always eligible.
-    let Some(body) = body else {
-        return local(StatusCode::BAD_REQUEST, "bad request\n", None, log);
-    };
     let req = Request::from_parts(parts, body);
 
+    let Target {
+        cluster,
+        timeout,
+        retries,
+        mut log,
+    } = target;
     let mut attempt = Attempt::default();
     let result = within(
         log.start,
@@ -357,10 +459,7 @@ async fn forward(
         exchange(ctx, cluster, req, retries, &mut attempt),
     )
     .await;
-    if let Some(access) = &mut log.access {
-        access.entry.upstream = attempt.endpoint;
-        access.entry.connect = attempt.connect;
-    }
+    attempt.record(&mut log);
     let (mut response, sender, pool) = match result {
         Ok(ok) => ok,
         Err(error) => return error_reply(error, log),
@@ -396,26 +495,26 @@ async fn forward(
 /// With `pass_head`, the upstream's head rides in the body for the lean
 /// server to pass on, and the response's own headers stay empty.
 async fn forward_raw(
-    parts: Parts,
-    cluster: &ClusterRt,
-    timeout: Option<Duration>,
-    retries: u32,
-    mut log: Log,
+    request: &impl UpstreamHead,
+    target: Target<'_>,
     pass_head: bool,
     timer: Option<&mut LazyTimer>,
 ) -> Response<RespBody> {
+    let Target {
+        cluster,
+        timeout,
+        retries,
+        mut log,
+    } = target;
     let mut attempt = Attempt::default();
     let result = within(
         log.start,
         timeout,
         timer,
-        exchange_raw(cluster, &parts, retries, &mut attempt),
+        exchange_raw(cluster, request, retries, &mut attempt),
     )
     .await;
-    if let Some(access) = &mut log.access {
-        access.entry.upstream = attempt.endpoint;
-        access.entry.connect = attempt.connect;
-    }
+    attempt.record(&mut log);
     let (status, head, framing, conn, pool) = match result {
         Ok(ok) => ok,
         Err(error) => return error_reply(error, log),
@@ -450,11 +549,11 @@ async fn forward_raw(
 /// reached the client yet, and repeating it changes nothing upstream.
 async fn exchange_raw(
     cluster: &ClusterRt,
-    parts: &Parts,
+    request: &impl UpstreamHead,
     retries: u32,
     attempt: &mut Attempt,
 ) -> Result<(StatusCode, RawHead, RawFraming, RawConn, Arc<EndpointPool>), ProxyError> {
-    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let mut start = None;
     let mut failures = 0u32;
     let mut fail = |error: ProxyError| {
@@ -483,7 +582,7 @@ async fn exchange_raw(
                 }
             }
         };
-        if let Err(e) = raw::send(&mut conn, parts).await {
+        if let Err(e) = raw::send(&mut conn, request).await {
             debug!(upstream = %endpoint.addr, error = %e, "upstream request failed");
             if safe {
                 fail(ProxyError::UpstreamReset)?;
@@ -491,7 +590,7 @@ async fn exchange_raw(
             }
             return Err(ProxyError::UpstreamReset);
         }
-        match raw::read_head(&mut conn, &parts.method).await {
+        match raw::read_head(&mut conn, request.method()).await {
             Ok((status, head, framing)) => return Ok((status, head, framing, conn, Arc::clone(endpoint))),
             Err(ProxyError::UpstreamReset) if safe => {
                 debug!(upstream = %endpoint.addr, "upstream closed before answering; trying again");

@@ -95,22 +95,50 @@ pub(crate) fn eligible(parts: &Parts, body_empty: bool, upgrade: bool) -> bool {
     body_empty && !upgrade && parts.uri.path_and_query().is_some()
 }
 
+/// A request head the lean upstream path can write: one with no body and
+/// no upgrade, its forwarding headers decided.
+pub(crate) trait UpstreamHead {
+    fn method(&self) -> &Method;
+
+    /// Appends the whole head to `out`, ending with the empty line.
+    fn write_head(&self, out: &mut Vec<u8>);
+}
+
+/// A request hyper parsed, its headers already rewritten for the upstream.
+impl UpstreamHead for Parts {
+    fn method(&self) -> &Method {
+        &self.method
+    }
+
+    fn write_head(&self, out: &mut Vec<u8>) {
+        let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
+        request_line(out, &self.method, path.as_bytes());
+        for (name, value) in &self.headers {
+            header_line(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+pub(crate) fn request_line(out: &mut Vec<u8>, method: &Method, target: &[u8]) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+}
+
+pub(crate) fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Writes the request head (the body is empty).
-pub(crate) async fn send(conn: &mut RawConn, parts: &Parts) -> io::Result<()> {
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+pub(crate) async fn send(conn: &mut RawConn, request: &impl UpstreamHead) -> io::Result<()> {
     let mut head = std::mem::take(&mut conn.out);
     head.clear();
-    head.extend_from_slice(parts.method.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(path.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
+    request.write_head(&mut head);
     let written = conn.stream.write_all(&head).await;
     conn.out = head;
     written
@@ -175,8 +203,7 @@ pub(crate) async fn read_head(
             return Err(ProxyError::BadResponse);
         }
         let head = RawHead {
-            bytes,
-            headers,
+            fields: HeadFields { bytes, headers },
             reason,
         };
         let framing = framing(method, status, version, &head)?;
@@ -184,19 +211,34 @@ pub(crate) async fn read_head(
     }
 }
 
-type Span = (usize, usize);
+pub(crate) type Span = (usize, usize);
 
-/// A response head as the upstream sent it: the bytes, and byte ranges of
-/// each header and the reason phrase in them (validated by the parser), so
-/// it can be passed on without building a header map.
-pub(crate) struct RawHead {
-    bytes: Bytes,
-    headers: Vec<(Span, Span)>,
-    reason: Option<Span>,
+/// The byte range of `part` within `base` (`part` borrowed from it).
+pub(crate) fn span_of(base: &[u8], part: &[u8]) -> Span {
+    let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    (start, start + part.len())
 }
 
-impl RawHead {
-    fn slice(&self, (start, end): Span) -> &[u8] {
+/// Where each parsed header's name and value are within `base`, the buffer
+/// they were parsed from, appended to `into`.
+pub(crate) fn header_spans(base: &[u8], headers: &[httparse::Header<'_>], into: &mut Vec<(Span, Span)>) {
+    into.extend(
+        headers
+            .iter()
+            .map(|h| (span_of(base, h.name.as_bytes()), span_of(base, h.value))),
+    );
+}
+
+/// A message head as received: its bytes, and the byte ranges of each
+/// header's name and value in them (validated by the parser), so it can be
+/// read and passed on without building a header map.
+pub(crate) struct HeadFields {
+    pub(crate) bytes: Bytes,
+    pub(crate) headers: Vec<(Span, Span)>,
+}
+
+impl HeadFields {
+    pub(crate) fn slice(&self, (start, end): Span) -> &[u8] {
         self.bytes.get(start..end).unwrap_or_default()
     }
 
@@ -214,10 +256,42 @@ impl RawHead {
             .map(|(_, v)| v)
     }
 
+    /// The first value of the header called `name`, sharing the head's
+    /// bytes.
+    pub(crate) fn value(&self, name: &str) -> Option<HeaderValue> {
+        let &(_, (start, end)) = self
+            .headers
+            .iter()
+            .find(|&&(n, _)| self.slice(n).eq_ignore_ascii_case(name.as_bytes()))?;
+        HeaderValue::from_maybe_shared(self.bytes.slice(start..end)).ok()
+    }
+}
+
+/// A response head as the upstream sent it, with its reason phrase.
+pub(crate) struct RawHead {
+    fields: HeadFields,
+    reason: Option<Span>,
+}
+
+impl RawHead {
+    pub(crate) fn fields(&self) -> &HeadFields {
+        &self.fields
+    }
+
+    /// Names and values, in the order received.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields.headers()
+    }
+
+    /// The values of every header called `name` (lower case).
+    pub(crate) fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+        self.fields.values(name)
+    }
+
     /// The upstream's reason phrase when it is not the standard one for
     /// `status` (passed on, as hyper's client keeps it).
     pub(crate) fn custom_reason(&self, status: StatusCode) -> Option<&[u8]> {
-        let reason = self.slice(self.reason?);
+        let reason = self.fields.slice(self.reason?);
         let standard = status.canonical_reason().map(str::as_bytes);
         (!reason.is_empty() && standard != Some(reason)).then_some(reason)
     }
@@ -225,10 +299,11 @@ impl RawHead {
     /// The response as a header map, for hyper to send (the version stays
     /// the router's own HTTP/1.1: the upstream's only decided the framing).
     pub(crate) fn to_response(&self, status: StatusCode) -> Result<Response<()>, ProxyError> {
-        let mut map = HeaderMap::with_capacity(self.headers.len());
-        for &(name, value) in &self.headers {
-            let name = HeaderName::from_bytes(self.slice(name)).map_err(|_| ProxyError::BadResponse)?;
-            let value = HeaderValue::from_maybe_shared(self.bytes.slice(value.0..value.1))
+        let fields = &self.fields;
+        let mut map = HeaderMap::with_capacity(fields.headers.len());
+        for &(name, value) in &fields.headers {
+            let name = HeaderName::from_bytes(fields.slice(name)).map_err(|_| ProxyError::BadResponse)?;
+            let value = HeaderValue::from_maybe_shared(fields.bytes.slice(value.0..value.1))
                 .map_err(|_| ProxyError::BadResponse)?;
             map.append(name, value);
         }
@@ -257,17 +332,9 @@ fn spans(buf: &[u8], response: &httparse::Response<'_, '_>, len: usize) -> Resul
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let base = buf.as_ptr() as usize;
-    let offset = |s: &[u8]| {
-        let start = (s.as_ptr() as usize).wrapping_sub(base);
-        (start, start + s.len())
-    };
-    let headers = response
-        .headers
-        .iter()
-        .map(|h| (offset(h.name.as_bytes()), offset(h.value)))
-        .collect();
-    let reason = response.reason.map(|r| offset(r.as_bytes()));
+    let mut headers = Vec::with_capacity(response.headers.len());
+    header_spans(buf, response.headers, &mut headers);
+    let reason = response.reason.map(|r| span_of(buf, r.as_bytes()));
     Ok((status, version, headers, reason, len))
 }
 

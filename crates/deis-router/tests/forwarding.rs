@@ -86,10 +86,7 @@ async fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_request_id_is_kept_only_when_valid() {
     let up = upstream("web").await;
-    let config = http_config(
-        vec![vhost("app", &["*"], vec![prefix("/", forward("web"))])],
-        vec![cluster("web", &[up.addr])],
-    );
+    let config = one_app(&["*"], up.addr);
     let (router, _, addr) = serve(config).await;
     let good = "abcdefghij-ABCDEFGHIJ_0123456789+/=";
     let reply = get_with(addr, "a", "/", &[("x-request-id", good)]).await;
@@ -99,6 +96,86 @@ async fn client_request_id_is_kept_only_when_valid() {
     assert_eq!(seen.len(), 1);
     assert_ne!(seen[0], "too-short");
     assert_eq!(seen[0].len(), 36);
+    router.shutdown().await;
+}
+
+/// A request without a body is forwarded from its head as received (the
+/// lean path); one with a body through hyper's header map. Both must reach
+/// the upstream with the same headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_and_without_a_body_are_forwarded_with_the_same_headers() {
+    let up = upstream("web").await;
+    let config = one_app(&["app.localhost"], up.addr);
+    let (router, _, addr) = serve(config).await;
+    let kept_id = "abcdefghij-ABCDEFGHIJ_0123456789+/=";
+    let headers = [
+        ("host", "App.localhost"),
+        ("x-forwarded-for", "198.51.100.1"),
+        ("X-Forwarded-For", "203.0.113.7, 192.0.2.1"),
+        ("x-forwarded-proto", "https"),
+        ("X-Forwarded-Port", "1"),
+        ("connection", "keep-alive, X-Private"),
+        ("x-private", "secret"),
+        ("proxy-connection", "keep-alive"),
+        ("te", "trailers"),
+        ("trailer", "x-checksum"),
+        ("x-custom", "a"),
+        ("X-Custom", "b"),
+    ];
+    let seen = |reply: &common::Reply| {
+        let mut lines: Vec<String> = reply
+            .body
+            .lines()
+            .filter(|l| !l.starts_with("content-length:") && !l.starts_with("x-request-id:"))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let send = |method: &str, body: &'static str, request_id: &str| {
+        let mut builder = Request::builder().method(method).uri("/p?q=1");
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .header("x-request-id", request_id)
+            .body(full(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        async move { Client::connect(addr).await.send(request).await.unwrap() }
+    };
+    for request_id in [kept_id, "too-short"] {
+        let lean = send("GET", "", request_id).await;
+        let hyper = send("POST", "abc", request_id).await;
+        assert_eq!(lean.status, StatusCode::OK);
+        assert_eq!(hyper.status, StatusCode::OK);
+        assert_eq!(
+            seen(&lean),
+            seen(&hyper),
+            "lean:\n{}\nhyper:\n{}",
+            lean.body,
+            hyper.body
+        );
+        assert_eq!(
+            lean.seen("x-forwarded-for"),
+            ["198.51.100.1, 203.0.113.7, 192.0.2.1, 127.0.0.1"]
+        );
+        assert_eq!(lean.seen("x-forwarded-proto"), ["http"]);
+        assert_eq!(lean.seen("x-forwarded-port"), [addr.port().to_string()]);
+        assert_eq!(lean.seen("x-custom"), ["a", "b"]);
+        for hop in ["x-private", "proxy-connection", "te", "trailer", "connection"] {
+            assert!(lean.seen(hop).is_empty(), "{hop} forwarded: {}", lean.body);
+        }
+        for reply in [&lean, &hyper] {
+            let ids = reply.seen("x-request-id");
+            assert_eq!(ids.len(), 1, "{}", reply.body);
+            if request_id == kept_id {
+                assert_eq!(ids[0], kept_id);
+            } else {
+                assert_eq!(ids[0].len(), 36, "a fresh UUID: {ids:?}");
+            }
+        }
+        assert_eq!(hyper.seen("content-length"), ["3"]);
+    }
     router.shutdown().await;
 }
 
@@ -127,10 +204,7 @@ async fn requests_are_balanced_round_robin_over_endpoints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_connections_are_reused() {
     let up = upstream("web").await;
-    let config = http_config(
-        vec![vhost("app", &["*"], vec![prefix("/", forward("web"))])],
-        vec![cluster("web", &[up.addr])],
-    );
+    let config = one_app(&["*"], up.addr);
     let (router, _, addr) = serve(config).await;
     // Sequential requests on separate client connections share one upstream connection.
     for _ in 0..20 {
@@ -326,10 +400,7 @@ async fn slow_upstream_gets_504_after_the_route_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_stream_both_ways() {
     let up = upstream("web").await;
-    let config = http_config(
-        vec![vhost("app", &["*"], vec![prefix("/", forward("web"))])],
-        vec![cluster("web", &[up.addr])],
-    );
+    let config = one_app(&["*"], up.addr);
     let (router, log, addr) = serve(config).await;
     let payload: Vec<u8> = (0..4 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
     let mut client = Client::connect(addr).await;

@@ -241,10 +241,7 @@ async fn moving_a_listener_rebinds_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_in_flight_requests_then_refuses() {
     let up = upstream("slow").await;
-    let config = http_config(
-        vec![vhost("app", &["*"], vec![prefix("/", forward("web"))])],
-        vec![cluster("web", &[up.addr])],
-    );
+    let config = one_app(&["*"], up.addr);
     let (router, _, addr) = serve(config.clone()).await;
     let in_flight = tokio::spawn(async move { get(addr, "app", "/slow").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -284,10 +281,7 @@ async fn any_worker_count_serves_and_shuts_down() {
             workers,
             ..RouterOptions::default()
         });
-        let config = http_config(
-            vec![vhost("app", &["*"], vec![prefix("/", forward("web"))])],
-            vec![cluster("web", &[up.addr])],
-        );
+        let config = one_app(&["*"], up.addr);
         router.apply(config).await.unwrap();
         let addr = addr_of(&router, "http");
         let mut tasks = Vec::new();

@@ -340,6 +340,14 @@ pub fn http_config(vhosts: Vec<VirtualHost>, clusters: Vec<(String, Arc<Cluster>
 }
 
 /// A router serving `config`, and its `http` listener's address.
+/// One app, `app`, at `domains`, forwarding everything to `upstream`.
+pub fn one_app(domains: &[&str], upstream: SocketAddr) -> RouterConfig {
+    http_config(
+        vec![vhost("app", domains, vec![prefix("/", forward("web"))])],
+        vec![cluster("web", &[upstream])],
+    )
+}
+
 pub async fn serve(config: RouterConfig) -> (Router, Arc<Recorded>, SocketAddr) {
     serve_with(options(), config).await
 }
