@@ -445,18 +445,13 @@ async fn forward(
     }
     let req = Request::from_parts(parts, body);
 
-    let Target {
-        cluster,
-        timeout,
-        retries,
-        mut log,
-    } = target;
+    let mut log = target.log;
     let mut attempt = Attempt::default();
     let result = within(
         log.start,
-        timeout,
+        target.timeout,
         None,
-        exchange(ctx, cluster, req, retries, &mut attempt),
+        exchange(ctx, target.cluster, req, target.retries, &mut attempt),
     )
     .await;
     attempt.record(&mut log);
@@ -500,18 +495,13 @@ async fn forward_raw(
     pass_head: bool,
     timer: Option<&mut LazyTimer>,
 ) -> Response<RespBody> {
-    let Target {
-        cluster,
-        timeout,
-        retries,
-        mut log,
-    } = target;
+    let mut log = target.log;
     let mut attempt = Attempt::default();
     let result = within(
         log.start,
-        timeout,
+        target.timeout,
         timer,
-        exchange_raw(cluster, request, retries, &mut attempt),
+        exchange_raw(target.cluster, request, target.retries, &mut attempt),
     )
     .await;
     attempt.record(&mut log);
