@@ -112,12 +112,19 @@ pub(crate) fn connection_named<'a>(
     })
 }
 
-/// Whether a header of a head as received is passed on: not hop-by-hop,
-/// and not named by the head's `Connection` header (`named`: it names any).
-pub(crate) fn passes_raw(fields: &HeadFields, name: &[u8], named: bool) -> bool {
-    let named_here =
-        || connection_named(fields.values(CONNECTION.as_str())).any(|t| t.eq_ignore_ascii_case(name));
-    !(is_hop_by_hop_raw(name) || (named && named_here()))
+/// The headers of a head as received that a proxy passes on: not
+/// hop-by-hop, and not named by the head's `Connection` header.
+pub(crate) fn passed_on(fields: &HeadFields) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let named_by_connection = |name: &[u8]| {
+        connection_named(fields.values(CONNECTION.as_str())).any(|t| t.eq_ignore_ascii_case(name))
+    };
+    // Usually `Connection` names no header: one scan instead of one a header.
+    let any_named = connection_named(fields.values(CONNECTION.as_str()))
+        .next()
+        .is_some();
+    fields
+        .headers()
+        .filter(move |(name, _)| !(is_hop_by_hop_raw(name) || (any_named && named_by_connection(name))))
 }
 
 /// Appends the client's address to `X-Forwarded-For` (joining repeated
@@ -189,16 +196,8 @@ pub(crate) struct Forwarding<'a> {
 /// are dropped, `X-Forwarded-For` is joined into one list with the client
 /// appended, and the forwarding headers of `forwarding` are set.
 pub(crate) fn write_forwarded(out: &mut Vec<u8>, fields: &HeadFields, forwarding: &Forwarding<'_>) {
-    // Usually `Connection` names no header: one scan instead of one a header.
-    let named = connection_named(fields.values(CONNECTION.as_str()))
-        .next()
-        .is_some();
-    let passes = |name: &[u8]| passes_raw(fields, name, named);
     let mut forwarded_for = false;
-    for (name, value) in fields.headers() {
-        if !passes(name) {
-            continue;
-        }
+    for (name, value) in passed_on(fields) {
         if name.eq_ignore_ascii_case(X_FORWARDED_FOR.as_str().as_bytes()) {
             forwarded_for = true;
         } else if !(name.eq_ignore_ascii_case(X_FORWARDED_PROTO.as_str().as_bytes())
@@ -211,8 +210,8 @@ pub(crate) fn write_forwarded(out: &mut Vec<u8>, fields: &HeadFields, forwarding
     out.extend_from_slice(X_FORWARDED_FOR.as_str().as_bytes());
     out.extend_from_slice(b": ");
     if forwarded_for {
-        for (name, value) in fields.headers() {
-            if name.eq_ignore_ascii_case(X_FORWARDED_FOR.as_str().as_bytes()) && passes(name) {
+        for (name, value) in passed_on(fields) {
+            if name.eq_ignore_ascii_case(X_FORWARDED_FOR.as_str().as_bytes()) {
                 out.extend_from_slice(value);
                 out.extend_from_slice(b", ");
             }

@@ -438,18 +438,13 @@ fn encode_head(
     let has_date: bool;
     match raw {
         Some(raw) => {
-            let named = headers::connection_named(raw.values(CONNECTION.as_str()))
-                .next()
-                .is_some();
             let mut length = None;
             let mut date = false;
-            for (name, value) in raw.headers() {
+            for (name, value) in headers::passed_on(raw.fields()) {
                 if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes()) {
                     length.get_or_insert(value);
-                    continue;
-                }
-                date |= name.eq_ignore_ascii_case(DATE.as_str().as_bytes());
-                if headers::passes_raw(raw.fields(), name, named) {
+                } else {
+                    date |= name.eq_ignore_ascii_case(DATE.as_str().as_bytes());
                     header_line(out, name, value);
                 }
             }

@@ -256,14 +256,18 @@ impl HeadFields {
             .map(|(_, v)| v)
     }
 
-    /// The first value of the header called `name`, sharing the head's
-    /// bytes.
+    /// The first value of the header called `name`.
     pub(crate) fn value(&self, name: &str) -> Option<HeaderValue> {
-        let &(_, (start, end)) = self
+        let &(_, value) = self
             .headers
             .iter()
             .find(|&&(n, _)| self.slice(n).eq_ignore_ascii_case(name.as_bytes()))?;
-        HeaderValue::from_maybe_shared(self.bytes.slice(start..end)).ok()
+        self.shared(value).ok()
+    }
+
+    /// A value as a header value sharing the head's bytes.
+    fn shared(&self, (start, end): Span) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+        HeaderValue::from_maybe_shared(self.bytes.slice(start..end))
     }
 }
 
@@ -276,16 +280,6 @@ pub(crate) struct RawHead {
 impl RawHead {
     pub(crate) fn fields(&self) -> &HeadFields {
         &self.fields
-    }
-
-    /// Names and values, in the order received.
-    pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.fields.headers()
-    }
-
-    /// The values of every header called `name` (lower case).
-    pub(crate) fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
-        self.fields.values(name)
     }
 
     /// The upstream's reason phrase when it is not the standard one for
@@ -303,8 +297,7 @@ impl RawHead {
         let mut map = HeaderMap::with_capacity(fields.headers.len());
         for &(name, value) in &fields.headers {
             let name = HeaderName::from_bytes(fields.slice(name)).map_err(|_| ProxyError::BadResponse)?;
-            let value = HeaderValue::from_maybe_shared(fields.bytes.slice(value.0..value.1))
-                .map_err(|_| ProxyError::BadResponse)?;
+            let value = fields.shared(value).map_err(|_| ProxyError::BadResponse)?;
             map.append(name, value);
         }
         let mut response = Response::new(());
@@ -350,7 +343,7 @@ fn framing(
     version: Version,
     head: &RawHead,
 ) -> Result<RawFraming, ProxyError> {
-    let tokens = |name: HeaderName, token: &str| headers::has_token(head.values(name.as_str()), token);
+    let tokens = |name: HeaderName, token: &str| headers::has_token(head.fields.values(name.as_str()), token);
     let mut keep_alive = if version == Version::HTTP_10 {
         tokens(CONNECTION, "keep-alive")
     } else {
@@ -361,7 +354,7 @@ fn framing(
         || status == StatusCode::NOT_MODIFIED
     {
         Framing::Done
-    } else if let Some(last) = head.values(TRANSFER_ENCODING.as_str()).last() {
+    } else if let Some(last) = head.fields.values(TRANSFER_ENCODING.as_str()).last() {
         let last_chunked = last
             .rsplit(|b| *b == b',')
             .next()
@@ -387,7 +380,7 @@ fn framing(
 /// The declared body length; repeated values must agree.
 fn content_length(head: &RawHead) -> Result<Option<u64>, ProxyError> {
     let mut length = None;
-    for value in head.values(CONTENT_LENGTH.as_str()) {
+    for value in head.fields.values(CONTENT_LENGTH.as_str()) {
         for part in value.split(|b| *b == b',') {
             let part = part.trim_ascii();
             if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
