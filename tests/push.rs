@@ -1,10 +1,12 @@
 //! `git push` to the builder with the system's git and OpenSSH client:
 //! builds with the built-in buildpacks, authorization by role, refusals,
 //! failed builds, one push per app, custom buildpacks, the build cache, the
-//! size limit and `git clone`.
+//! size limit, `git clone`, and connections that never log in.
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use deis_proto::v2 as pb;
@@ -248,7 +250,13 @@ async fn one_push_per_app_while_apps_push_in_parallel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn custom_buildpack_cache_branches_and_size_limit() {
-    let p = PushPlatform::start_with(|config| config.max_push_bytes = 512 * 1024).await;
+    let p = PushPlatform::start_with(|config| {
+        config.max_push_bytes = 512 * 1024;
+        // The first build takes over 3 s: a logged-in session outlives
+        // the login grace.
+        config.ssh_login.grace = Duration::from_secs(1);
+    })
+    .await;
     let alice = p.user("alice").await;
     p.create_app(&alice, "cached").await;
     // Slow without the cache marker, fast with it.
@@ -307,4 +315,71 @@ async fn custom_buildpack_cache_branches_and_size_limit() {
     let _ = alice.git(repo.path(), &["commit", "-q", "-m", "big"]);
     let (ok, output) = tokio::task::block_in_place(|| alice.push(repo.path(), "cached", "main"));
     assert!(!ok && output.contains("maximum allowed size"), "{output}");
+}
+
+/// Reads what the server sends until it closes the connection.
+fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    // An error (reset) counts as closed too.
+    let _ = stream.read_to_end(&mut received);
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_that_do_not_log_in_are_closed_after_the_login_grace() {
+    let grace = Duration::from_secs(1);
+    let p = PushPlatform::start_with(|config| {
+        config.ssh_login.grace = grace;
+        config.ssh_login.max_pending = 2;
+    })
+    .await;
+    let owner = p.user("owner").await;
+    let addr = p.builder.ssh_addr;
+    tokio::task::block_in_place(|| {
+        let connect = || {
+            let stream = TcpStream::connect(addr).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            stream
+        };
+        // Two clients take both login slots: one sends nothing, one stops
+        // after its identification line.
+        let started = Instant::now();
+        let mut silent = connect();
+        let mut stalled = connect();
+        stalled.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").unwrap();
+        // A third waits in the backlog, unanswered, while they hold them.
+        let mut third = connect();
+        third.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let mut byte = [0u8; 1];
+        let early = third.read(&mut byte);
+        assert!(
+            early.is_err() && started.elapsed() < grace,
+            "a third connection was served while two were logging in: {early:?}"
+        );
+
+        // Both are closed once the grace is up, after the server's banner.
+        for stream in [&mut silent, &mut stalled] {
+            let received = read_until_closed(stream);
+            assert!(received.starts_with(b"SSH-2.0-deis-builder\r\n"), "{received:?}");
+        }
+        let closed_after = started.elapsed();
+        assert!(
+            closed_after >= grace && closed_after < grace * 5,
+            "closed after {closed_after:?}"
+        );
+        // Then the third is served, and closed in its turn.
+        third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let received = read_until_closed(&mut third);
+        assert!(received.starts_with(b"SSH-2.0-deis-builder\r\n"), "{received:?}");
+        assert!(
+            started.elapsed() >= grace * 2,
+            "closed after {:?}",
+            started.elapsed()
+        );
+    });
+
+    // A client that logs in is served as before.
+    let out = tokio::task::block_in_place(|| owner.ssh("ls"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("refused:"), "{stderr}");
 }

@@ -17,6 +17,7 @@ mod metrics;
 mod pipeline;
 pub mod repo;
 mod ssh;
+mod ssh_listener;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::MethodKind;
-use russh::server::Server as _;
 use tokio::net::{TcpListener, UnixListener};
 
 pub use controller::ControllerClient;
@@ -32,12 +32,15 @@ pub use deis_objects::{self as objects, Objects};
 pub use executor::{BuildExecutor, ImageOutput, ImageTarget, LocalExecutor};
 pub use pipeline::{BuildSettings, ImageRegistry};
 pub use repo::HookCommand;
+pub use ssh_listener::LoginLimits;
 
 /// Settings of the builder.
 #[derive(Clone, Debug)]
 pub struct BuilderConfig {
     /// Where the SSH server listens.
     pub ssh_addr: SocketAddr,
+    /// Limits on SSH connections that have not logged in yet.
+    pub ssh_login: LoginLimits,
     /// The builder's own state: host keys, repositories, build scratch space
     /// and the hook socket.
     pub state_dir: PathBuf,
@@ -61,6 +64,7 @@ impl BuilderConfig {
     pub fn new(ssh_addr: SocketAddr, state_dir: PathBuf, hook: HookCommand) -> BuilderConfig {
         BuilderConfig {
             ssh_addr,
+            ssh_login: LoginLimits::default(),
             state_dir,
             hook,
             max_push_bytes: 1024 * 1024 * 1024,
@@ -76,7 +80,7 @@ impl BuilderConfig {
 pub struct Builder {
     /// Where its SSH server listens.
     pub ssh_addr: SocketAddr,
-    ssh: russh::server::RunningServerHandle,
+    ssh: ssh_listener::SshListener,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     repos: repo::Repos,
     objects: Objects,
@@ -165,30 +169,16 @@ impl Builder {
             keys,
             inactivity_timeout: Some(Duration::from_secs(3600)),
             keepalive_interval: Some(Duration::from_secs(30)),
-            nodelay: true,
             ..Default::default()
         });
         let listener = TcpListener::bind(config.ssh_addr).await?;
         let ssh_addr = listener.local_addr()?;
-        // The running server borrows the listener, so both live in the task;
-        // the task hands back the handle that stops it.
-        let (handle_tx, handle_rx) = tokio::sync::oneshot::channel();
-        let ssh = tokio::spawn(async move {
-            let mut server = ssh::SshServer(ssh_state);
-            let running = server.run_on_socket(ssh_config, &listener);
-            let _ = handle_tx.send(running.handle());
-            if let Err(err) = running.await {
-                tracing::error!(error = %err, "the builder's SSH server stopped");
-            }
-        });
-        let handle = handle_rx
-            .await
-            .map_err(|_| std::io::Error::other("the SSH server did not start"))?;
+        let ssh = ssh_listener::SshListener::start(listener, ssh_config, ssh_state, config.ssh_login);
         tracing::info!(%ssh_addr, "builder listening");
         Ok(Builder {
             ssh_addr,
-            ssh: handle,
-            tasks: vec![hooks, ssh],
+            ssh,
+            tasks: vec![hooks],
             repos,
             objects,
             metrics,
@@ -235,7 +225,7 @@ impl Builder {
 
     /// Stops accepting pushes.
     pub fn shutdown(&self) {
-        self.ssh.shutdown("the builder is stopping".into());
+        self.ssh.stop();
         for task in &self.tasks {
             task.abort();
         }

@@ -22,6 +22,7 @@ use crate::command::{self, GitService};
 use crate::controller::{ControllerClient, ControllerError};
 use crate::hook::{PushContext, Pushes, SOCKET_ENV, TOKEN_ENV};
 use crate::repo::Repos;
+use crate::ssh_listener::PendingLogin;
 
 /// What every connection shares.
 pub(crate) struct SshState {
@@ -33,31 +34,12 @@ pub(crate) struct SshState {
     pub(crate) pushing: Mutex<HashSet<String>>,
 }
 
-/// Creates a handler per connection.
-pub(crate) struct SshServer(pub(crate) Arc<SshState>);
-
-impl russh::server::Server for SshServer {
-    type Handler = Connection;
-
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
-        Connection {
-            state: self.0.clone(),
-            peer,
-            user: None,
-            channels: HashMap::new(),
-            git_protocol: None,
-        }
-    }
-
-    fn handle_session_error(&mut self, error: russh::Error) {
-        tracing::debug!(%error, "SSH session ended with an error");
-    }
-}
-
 /// One client connection.
 pub(crate) struct Connection {
     state: Arc<SshState>,
-    peer: Option<SocketAddr>,
+    peer: SocketAddr,
+    /// Until the client logs in: what to tell when it does.
+    login: Option<PendingLogin>,
     /// The authenticated user.
     user: Option<String>,
     /// Session channels not yet running a command.
@@ -67,6 +49,17 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    pub(crate) fn new(state: Arc<SshState>, peer: SocketAddr, login: PendingLogin) -> Connection {
+        Connection {
+            state,
+            peer,
+            login: Some(login),
+            user: None,
+            channels: HashMap::new(),
+            git_protocol: None,
+        }
+    }
+
     async fn user_of(&self, key: &russh::keys::PublicKey) -> Option<String> {
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         match self.state.controller.lookup_key(&fingerprint).await {
@@ -99,8 +92,11 @@ impl Handler for Connection {
     async fn auth_publickey(&mut self, _: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         match self.user_of(key.public_key).await {
             Some(user) => {
-                tracing::debug!(%user, peer = ?self.peer, "SSH key accepted");
+                tracing::debug!(%user, peer = %self.peer, "SSH key accepted");
                 self.user = Some(user);
+                if let Some(login) = self.login.take() {
+                    login.complete();
+                }
                 Ok(Auth::Accept)
             }
             None => Ok(Auth::reject()),

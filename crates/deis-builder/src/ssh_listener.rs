@@ -1,0 +1,205 @@
+//! The SSH server's accept loop.
+//!
+//! russh's own loop (`Server::run_on_socket`) stops the server for good on
+//! the first failed `accept()` (out of descriptors, say), and lets a client
+//! that never logs in hold its connection until the inactivity timeout. This
+//! one keeps accepting after a failure, backing off; bounds the connections
+//! still logging in, as OpenSSH's `MaxStartups` does; and closes those that
+//! have not logged in within the grace period, as its `LoginGraceTime` does.
+
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::Disconnect;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::ssh::{Connection, SshState};
+
+/// Limits on connections that have not logged in yet.
+#[derive(Clone, Copy, Debug)]
+pub struct LoginLimits {
+    /// How long a client has from connecting to logging in.
+    pub grace: Duration,
+    /// How many connections may be logging in at once; more wait in the
+    /// listen backlog.
+    pub max_pending: usize,
+}
+
+impl Default for LoginLimits {
+    fn default() -> LoginLimits {
+        LoginLimits {
+            grace: Duration::from_secs(60),
+            max_pending: 64,
+        }
+    }
+}
+
+/// Handed to a connection's handler: fired (and its slot freed) once the
+/// client has logged in.
+pub(crate) struct PendingLogin {
+    logged_in: oneshot::Sender<()>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl PendingLogin {
+    pub(crate) fn complete(self) {
+        let _ = self.logged_in.send(());
+    }
+}
+
+/// The running accept loop.
+pub(crate) struct SshListener {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl SshListener {
+    pub(crate) fn start(
+        listener: TcpListener,
+        config: Arc<russh::server::Config>,
+        state: Arc<SshState>,
+        limits: LoginLimits,
+    ) -> SshListener {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, config, state, limits, stopped));
+        SshListener { stop, task }
+    }
+
+    /// Stops accepting and disconnects every session.
+    pub(crate) fn stop(&self) {
+        let _ = self.stop.send(true);
+        self.task.abort();
+    }
+}
+
+/// The shortest and longest pause after a failed `accept()`.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+async fn accept_loop(
+    listener: TcpListener,
+    config: Arc<russh::server::Config>,
+    state: Arc<SshState>,
+    limits: LoginLimits,
+    stopped: watch::Receiver<bool>,
+) {
+    let pending = Arc::new(Semaphore::new(limits.max_pending.max(1)));
+    let mut backoff = ACCEPT_BACKOFF.0;
+    loop {
+        // A slot first, so that connections beyond the limit wait in the
+        // kernel's backlog rather than in memory here.
+        let Ok(slot) = Arc::clone(&pending).acquire_owned().await else {
+            return;
+        };
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, retry_in = ?backoff, "the builder cannot accept an SSH connection");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
+                continue;
+            }
+        };
+        backoff = ACCEPT_BACKOFF.0;
+        tokio::spawn(serve(
+            socket,
+            peer,
+            Arc::clone(&config),
+            Arc::clone(&state),
+            limits.grace,
+            slot,
+            stopped.clone(),
+        ));
+    }
+}
+
+async fn serve(
+    socket: TcpStream,
+    peer: SocketAddr,
+    config: Arc<russh::server::Config>,
+    state: Arc<SshState>,
+    grace: Duration,
+    slot: OwnedSemaphorePermit,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let deadline = Instant::now() + grace;
+    let _ = socket.set_nodelay(true);
+    // A second descriptor for the socket, kept until the client logs in: a
+    // Disconnect message needs a client that reads, shutting the socket down
+    // does not.
+    let Some((socket, until_login)) = split_for_shutdown(socket) else {
+        return;
+    };
+    let (logged_in, mut on_login) = oneshot::channel();
+    let handler = Connection::new(
+        state,
+        peer,
+        PendingLogin {
+            logged_in,
+            _slot: slot,
+        },
+    );
+    let session =
+        match tokio::time::timeout_at(deadline, russh::server::run_stream(config, socket, handler)).await {
+            Ok(Ok(session)) => session,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, %peer, "SSH connection setup failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "closing an SSH connection that sent no version string in time");
+                let _ = until_login.shutdown(Shutdown::Both);
+                return;
+            }
+        };
+    let handle = session.handle();
+    tokio::pin!(session);
+    let mut until_login = Some(until_login);
+    let login_timeout = tokio::time::sleep_until(deadline);
+    tokio::pin!(login_timeout);
+    loop {
+        tokio::select! {
+            ended = &mut session => {
+                if let Err(error) = ended {
+                    tracing::debug!(%error, %peer, "SSH session ended with an error");
+                }
+                return;
+            }
+            result = &mut on_login, if until_login.is_some() => {
+                if result.is_ok() {
+                    until_login = None;
+                }
+                // Otherwise the handler is gone and the session is ending.
+            }
+            () = &mut login_timeout, if until_login.is_some() => {
+                tracing::debug!(%peer, ?grace, "closing an SSH connection that did not log in in time");
+                if let Some(socket) = until_login.take() {
+                    let _ = socket.shutdown(Shutdown::Both);
+                }
+            }
+            changed = stopped.changed() => {
+                if changed.is_ok() && !*stopped.borrow() {
+                    continue;
+                }
+                let _ = handle
+                    .disconnect(Disconnect::ByApplication, "the builder is stopping".into(), String::new())
+                    .await;
+                if let Some(socket) = until_login.take() {
+                    let _ = socket.shutdown(Shutdown::Both);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The socket for russh, and a duplicate of its descriptor to shut it down
+/// from outside.
+fn split_for_shutdown(socket: TcpStream) -> Option<(TcpStream, std::net::TcpStream)> {
+    let socket = socket.into_std().ok()?;
+    let duplicate = socket.try_clone().ok()?;
+    Some((TcpStream::from_std(socket).ok()?, duplicate))
+}
