@@ -130,6 +130,23 @@ async fn upstream_handle(name: String, mut req: Request<Incoming>) -> Result<Res
     }
 }
 
+/// Asserts that nothing serves `addr` any more. A connect is refused,
+/// except while a process that another test forked at that moment still
+/// holds the closed listener (until it execs): then the connection is
+/// reset without a byte of response.
+pub async fn assert_not_served(addr: SocketAddr, what: &str) {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return;
+    };
+    let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: app\r\n\r\n").await;
+    let mut answer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "{what}: {addr} is still served: {read:?}"
+    );
+}
+
 /// An address nothing listens on (bound, then closed).
 pub async fn refused_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
