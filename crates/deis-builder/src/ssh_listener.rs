@@ -158,6 +158,8 @@ async fn serve(
     let handle = session.handle();
     tokio::pin!(session);
     let mut until_login = Some(until_login);
+    // A oneshot receiver must not be polled again once it has answered.
+    let mut awaiting_login = true;
     let login_timeout = tokio::time::sleep_until(deadline);
     tokio::pin!(login_timeout);
     loop {
@@ -168,7 +170,8 @@ async fn serve(
                 }
                 return;
             }
-            result = &mut on_login, if until_login.is_some() => {
+            result = &mut on_login, if awaiting_login => {
+                awaiting_login = false;
                 if result.is_ok() {
                     until_login = None;
                 }
