@@ -23,7 +23,7 @@ use clap::{Args, Parser, Subcommand};
 use deis_auth::PlatformSecret;
 use deis_builder::{
     BuildExecutor, Builder, BuilderConfig, ControllerClient, HookCommand, ImageRegistry, LocalExecutor,
-    Objects,
+    LoginLimits, Objects,
 };
 use deis_controller::{Controller, ControllerConfig, RegistrationMode};
 use deis_runtime::{ContainerSettings, LocalRuntime, RuntimeConfig};
@@ -131,6 +131,12 @@ struct BuilderOpts {
     /// Largest push, source tree and slug accepted, in MiB.
     #[arg(long, env = "DEIS_BUILD_MAX_MB", default_value_t = 1024)]
     build_max_mb: u64,
+    /// Seconds an SSH client has from connecting to logging in.
+    #[arg(long, env = "DEIS_BUILDER_LOGIN_GRACE", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    builder_login_grace: u64,
+    /// SSH connections that may be logging in at once; more wait.
+    #[arg(long, env = "DEIS_BUILDER_MAX_PENDING_LOGINS", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    builder_max_pending_logins: u64,
     /// Where builds run: on this machine, or as Kubernetes Jobs (with the
     /// pod's service account, else KUBECONFIG) [default: kubernetes for
     /// `up --runtime kubernetes` with --object-store, else local].
@@ -445,6 +451,10 @@ impl BuilderOpts {
             max_slug_bytes: limit,
             build_timeout: Duration::from_secs(self.build_timeout),
             registry,
+            ssh_login: LoginLimits {
+                grace: Duration::from_secs(self.builder_login_grace),
+                max_pending: usize::try_from(self.builder_max_pending_logins).unwrap_or(usize::MAX),
+            },
             ..BuilderConfig::new(self.builder_addr, state_dir.clone(), hook)
         };
         let controller = ControllerClient::new(controller_url, secret)?;

@@ -1,11 +1,13 @@
 //! The whole platform as one binary (`deis-workflow up` with the builder and
 //! the local runtime), driven by the `deis` CLI, git and ssh: a pushed app
 //! runs, config changes roll out, a failing health check keeps a release
-//! out, and after SIGKILL of the platform every app is back within 10 s with
-//! no duplicate processes.
+//! out, an SSH connection that never logs in is closed, and after SIGKILL
+//! of the platform every app is back within 10 s with no duplicate
+//! processes.
 
 mod support;
 
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use support::up::{UpServer, app_processes, deis, http_get, ok, register_and_push};
@@ -41,7 +43,14 @@ fn push_run_configure_and_survive_a_sigkill() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let server = UpServer::start(data.path(), None, &["--deploy-timeout", "8"]);
+    let server = UpServer::start(
+        data.path(),
+        None,
+        &["--deploy-timeout", "8", "--builder-login-grace", "2"],
+    );
+    // With a 2 s login grace, a connection that never logs in is closed,
+    // and the push below, logged in, outlives it.
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", server.builder_port)).unwrap();
     let _repo = register_and_push(&server, h, "python", "pyapp");
     wait_for_web("pyapp", 1, "Hello from Python", Duration::from_secs(5));
 
@@ -89,6 +98,14 @@ fn push_run_configure_and_survive_a_sigkill() {
     assert!(
         logs.contains("pyapp[web.1]: ") && logs.contains("GET / HTTP"),
         "app output reaches deis logs:\n{logs}"
+    );
+
+    silent.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut received = Vec::new();
+    let closed = silent.read_to_end(&mut received).is_ok();
+    assert!(
+        closed && received.starts_with(b"SSH-2.0-deis-builder\r\n"),
+        "a connection that never logged in: closed {closed}, received {received:?}"
     );
 
     // SIGKILL: the app processes outlive the platform, then the next start
