@@ -8,6 +8,7 @@
 //! have not logged in within the grace period, as its `LoginGraceTime` does.
 
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,12 +128,15 @@ async fn serve(
 ) {
     let deadline = Instant::now() + grace;
     let _ = socket.set_nodelay(true);
-    // A second descriptor for the socket, kept until the client logs in: a
-    // Disconnect message needs a client that reads, shutting the socket down
-    // does not.
-    let Some((socket, until_login)) = split_for_shutdown(socket) else {
-        return;
-    };
+    // A second descriptor for the socket, kept until the client logs in:
+    // shutting the socket down closes the connection whether or not the
+    // client reads, a Disconnect message does not. Out of descriptors,
+    // there is none, and the message has to do.
+    let mut spare = socket
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(std::net::TcpStream::from);
     let (logged_in, mut on_login) = oneshot::channel();
     let handler = Connection::new(
         state,
@@ -150,14 +154,21 @@ async fn serve(
                 return;
             }
             Err(_) => {
+                // Dropping the setup closed russh's descriptor.
                 tracing::debug!(%peer, "closing an SSH connection that sent no version string in time");
-                let _ = until_login.shutdown(Shutdown::Both);
+                shut_down(spare.as_ref());
                 return;
             }
         };
     let handle = session.handle();
+    let disconnect = |reason: &str| {
+        let sent = handle.disconnect(Disconnect::ByApplication, reason.to_owned(), String::new());
+        // The session's queue may be full: do not wait on it for long.
+        tokio::time::timeout(Duration::from_secs(1), sent)
+    };
     tokio::pin!(session);
-    let mut until_login = Some(until_login);
+    // Neither logged in nor past the grace yet.
+    let mut login_pending = true;
     // A oneshot receiver must not be polled again once it has answered.
     let mut awaiting_login = true;
     let login_timeout = tokio::time::sleep_until(deadline);
@@ -173,36 +184,36 @@ async fn serve(
             result = &mut on_login, if awaiting_login => {
                 awaiting_login = false;
                 if result.is_ok() {
-                    until_login = None;
+                    login_pending = false;
+                    spare = None;
                 }
                 // Otherwise the handler is gone and the session is ending.
             }
-            () = &mut login_timeout, if until_login.is_some() => {
+            () = &mut login_timeout, if login_pending => {
+                login_pending = false;
                 tracing::debug!(%peer, ?grace, "closing an SSH connection that did not log in in time");
-                if let Some(socket) = until_login.take() {
-                    let _ = socket.shutdown(Shutdown::Both);
+                match spare.take() {
+                    Some(socket) => shut_down(Some(&socket)),
+                    None => {
+                        let _ = disconnect("authentication timed out").await;
+                    }
                 }
             }
             changed = stopped.changed() => {
                 if changed.is_ok() && !*stopped.borrow() {
                     continue;
                 }
-                let _ = handle
-                    .disconnect(Disconnect::ByApplication, "the builder is stopping".into(), String::new())
-                    .await;
-                if let Some(socket) = until_login.take() {
-                    let _ = socket.shutdown(Shutdown::Both);
-                }
+                let _ = disconnect("the builder is stopping").await;
+                shut_down(spare.as_ref());
                 return;
             }
         }
     }
 }
 
-/// The socket for russh, and a duplicate of its descriptor to shut it down
-/// from outside.
-fn split_for_shutdown(socket: TcpStream) -> Option<(TcpStream, std::net::TcpStream)> {
-    let socket = socket.into_std().ok()?;
-    let duplicate = socket.try_clone().ok()?;
-    Some((TcpStream::from_std(socket).ok()?, duplicate))
+/// Ends the connection both ways, through the spare descriptor if any.
+fn shut_down(spare: Option<&std::net::TcpStream>) {
+    if let Some(socket) = spare {
+        let _ = socket.shutdown(Shutdown::Both);
+    }
 }
