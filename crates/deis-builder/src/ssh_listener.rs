@@ -192,11 +192,10 @@ async fn serve(
             () = &mut login_timeout, if login_pending => {
                 login_pending = false;
                 tracing::debug!(%peer, ?grace, "closing an SSH connection that did not log in in time");
-                match spare.take() {
-                    Some(socket) => shut_down(Some(&socket)),
-                    None => {
-                        let _ = disconnect("authentication timed out").await;
-                    }
+                if spare.is_some() {
+                    shut_down(spare.take().as_ref());
+                } else {
+                    let _ = disconnect("authentication timed out").await;
                 }
             }
             changed = stopped.changed() => {
