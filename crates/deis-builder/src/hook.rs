@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::accept::AcceptBackoff;
+
 /// Environment variable with the builder's socket path.
 pub const SOCKET_ENV: &str = "DEIS_BUILDER_SOCKET";
 /// Environment variable with the push's one-time token.
@@ -121,10 +123,16 @@ pub trait HookHandler: Send + Sync + 'static {
 
 /// Serves hook connections on `listener` until the task is dropped.
 pub async fn serve(listener: UnixListener, pushes: Pushes, handler: Arc<dyn HookHandler>) {
+    let mut backoff = AcceptBackoff::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                backoff.failed("hook", &error).await;
+                continue;
+            }
         };
+        backoff.succeeded();
         let pushes = pushes.clone();
         let handler = handler.clone();
         tokio::spawn(async move {

@@ -18,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::accept::AcceptBackoff;
 use crate::ssh::{Connection, SshState};
 
 /// Limits on connections that have not logged in yet.
@@ -77,9 +78,6 @@ impl SshListener {
     }
 }
 
-/// The shortest and longest pause after a failed `accept()`.
-const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
-
 async fn accept_loop(
     listener: TcpListener,
     config: Arc<russh::server::Config>,
@@ -88,7 +86,7 @@ async fn accept_loop(
     stopped: watch::Receiver<bool>,
 ) {
     let pending = Arc::new(Semaphore::new(limits.max_pending.max(1)));
-    let mut backoff = ACCEPT_BACKOFF.0;
+    let mut backoff = AcceptBackoff::new();
     loop {
         // A slot first, so that connections beyond the limit wait in the
         // kernel's backlog rather than in memory here.
@@ -98,13 +96,11 @@ async fn accept_loop(
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "the builder cannot accept an SSH connection");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
+                backoff.failed("SSH", &error).await;
                 continue;
             }
         };
-        backoff = ACCEPT_BACKOFF.0;
+        backoff.succeeded();
         tokio::spawn(serve(
             socket,
             peer,
