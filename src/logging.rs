@@ -87,11 +87,9 @@ impl LoggerOpts {
         let grpc_addr = grpc_listener.local_addr()?;
         let service = LoggerApi::new(logger.clone(), token).into_service();
         let grpc = tokio::spawn(async move {
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
             if let Err(e) = tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming(incoming)
+                .serve_with_incoming(crate::incoming::incoming(grpc_listener, "logger API"))
                 .await
             {
                 tracing::error!(error = %e, "the logger's gRPC API stopped");

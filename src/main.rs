@@ -6,6 +6,7 @@
 
 mod build_slug;
 mod destroy;
+mod incoming;
 mod logging;
 mod metrics;
 mod registry;

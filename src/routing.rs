@@ -16,7 +16,6 @@ use deis_router::{AccessEntry, AccessLog, Router, RouterOptions};
 use deis_routing::{BuilderRoute, RouterSettings, TlsCertificate};
 use deis_scheduler::LogSink;
 use deis_xds::{Ads, Feed};
-use tonic::transport::server::TcpIncoming;
 
 /// The purpose the feed's token is derived for.
 const XDS_TOKEN_PURPOSE: &str = "xds";
@@ -134,7 +133,7 @@ pub(crate) async fn start_feed(
             }
         }
     });
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = crate::incoming::incoming(listener, "routing feed");
     let ads = Ads::new(feed.clone(), token).into_service();
     tokio::spawn(async move {
         let served = tonic::transport::Server::builder()

@@ -1,8 +1,14 @@
 //! `deis-workflow up` as a user runs it: the real binary on a free port with
 //! its own data directory, driven by the real `deis` CLI; then stopped with
-//! Ctrl-C (SIGINT) and started again, resuming where it left off.
+//! Ctrl-C (SIGINT) and started again, resuming where it left off; and run
+//! out of file descriptors.
 
 mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use support::up::{UpServer, ok};
 
@@ -53,5 +59,97 @@ fn scenario(database_url: Option<&str>) {
     assert!(config.contains("KEEP") && config.contains("me"), "{config}");
     let releases = ok(home.path(), &["releases", "-a", "persisted"]);
     assert!(releases.contains("v2"), "{releases}");
+    server.interrupt();
+}
+
+/// User plus system CPU time of process `pid`, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses: utime and
+    // stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // The kernel's USER_HZ is 100 on every Linux we run on.
+    Duration::from_millis(ticks * 10)
+}
+
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+/// Sends an HTTP/2 client preface and returns the type of the first frame
+/// the server answers with.
+fn first_http2_frame(mut stream: TcpStream) -> u8 {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let mut header = [0u8; 9];
+    stream.read_exact(&mut header).unwrap();
+    header[3]
+}
+
+/// Out of file descriptors (here: Forward clients holding connections open
+/// under a lowered limit), the gRPC listeners wait instead of spinning, and
+/// serve the connections that waited once descriptors are free again.
+#[test]
+fn up_waits_out_running_out_of_descriptors_and_serves_again() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = UpServer::start(data.path(), None, &[]);
+    let pid = server.child.id();
+
+    let limit = open_descriptors(pid) + 16;
+    let lowered = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--nofile={limit}:")])
+        .status()
+        .unwrap();
+    assert!(lowered.success(), "prlimit failed");
+    let mut forward_clients = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while open_descriptors(pid) < limit {
+        assert!(
+            Instant::now() < deadline,
+            "the Forward listener did not take up the descriptors"
+        );
+        if forward_clients.len() < 64 {
+            forward_clients.push(TcpStream::connect(&server.forward_addr).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Two connections that cannot be accepted while the table is full.
+    let logger_client = TcpStream::connect(&server.logger_addr).unwrap();
+    let feed_client = TcpStream::connect(&server.xds_addr).unwrap();
+
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cpu_time(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_time(pid) - before;
+    assert!(
+        spent < Duration::from_millis(400),
+        "deis-workflow used {spent:?} of CPU time in 2 s while out of descriptors"
+    );
+
+    drop(forward_clients);
+    assert_eq!(
+        first_http2_frame(logger_client),
+        4,
+        "the logger API did not answer with SETTINGS"
+    );
+    assert_eq!(
+        first_http2_frame(feed_client),
+        4,
+        "the routing feed did not answer with SETTINGS"
+    );
+    ok(
+        home.path(),
+        &[
+            "register",
+            &server.url,
+            "--username=admin",
+            "--password=adm1n-pw",
+            "--email=a@example.com",
+        ],
+    );
     server.interrupt();
 }

@@ -15,11 +15,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use deis_core::accept::AcceptBackoff;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-
-use crate::accept::AcceptBackoff;
 
 /// Environment variable with the builder's socket path.
 pub const SOCKET_ENV: &str = "DEIS_BUILDER_SOCKET";
@@ -123,12 +122,14 @@ pub trait HookHandler: Send + Sync + 'static {
 
 /// Serves hook connections on `listener` until the task is dropped.
 pub async fn serve(listener: UnixListener, pushes: Pushes, handler: Arc<dyn HookHandler>) {
-    let mut backoff = AcceptBackoff::new();
+    let mut backoff = AcceptBackoff::default();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(error) => {
-                backoff.failed("hook", &error).await;
+                let pause = backoff.failed();
+                tracing::warn!(%error, retry_in = ?pause, "the builder cannot accept a hook connection");
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };

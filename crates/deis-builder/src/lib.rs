@@ -8,7 +8,6 @@
 //! platform secret). Builds go through the [`executor::BuildExecutor`]
 //! trait; git runs as a child process, never through a shell.
 
-mod accept;
 pub mod command;
 pub mod controller;
 pub mod executor;

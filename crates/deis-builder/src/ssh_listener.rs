@@ -12,13 +12,13 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deis_core::accept::AcceptBackoff;
 use russh::Disconnect;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::accept::AcceptBackoff;
 use crate::ssh::{Connection, SshState};
 
 /// Limits on connections that have not logged in yet.
@@ -86,7 +86,7 @@ async fn accept_loop(
     stopped: watch::Receiver<bool>,
 ) {
     let pending = Arc::new(Semaphore::new(limits.max_pending.max(1)));
-    let mut backoff = AcceptBackoff::new();
+    let mut backoff = AcceptBackoff::default();
     loop {
         // A slot first, so that connections beyond the limit wait in the
         // kernel's backlog rather than in memory here.
@@ -96,7 +96,9 @@ async fn accept_loop(
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                backoff.failed("SSH", &error).await;
+                let pause = backoff.failed();
+                tracing::warn!(%error, retry_in = ?pause, "the builder cannot accept a SSH connection");
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };

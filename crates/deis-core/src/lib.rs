@@ -4,6 +4,7 @@
 //! here is a pure function over plain data, so the same rules hold for the
 //! controller, the builder and the CLI, and are unit-tested in isolation.
 
+pub mod accept;
 pub mod cert;
 pub mod config;
 pub mod error;
