@@ -902,6 +902,16 @@ async fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if matches!(
+        cli.command,
+        Command::Up(_)
+            | Command::Controller(_)
+            | Command::Builder(_)
+            | Command::Router(_)
+            | Command::Logger(_)
+    ) {
+        raise_open_files_limit();
+    }
     match cli.command {
         Command::Up(args) => up(args).await,
         Command::Controller(args) => controller(args).await,
@@ -927,6 +937,34 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Hook(_) => Ok(()),
+    }
+}
+
+/// Servers hold a descriptor per connection: take the hard limit on open
+/// files rather than the soft one many systems start processes with (1024),
+/// as nginx's `worker_rlimit_nofile` or Go's runtime do.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    // An unlimited hard limit cannot be the soft one: the kernel caps both
+    // at `fs.nr_open`.
+    let most = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let wanted = hard.min(most);
+    if soft >= wanted {
+        return;
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, wanted, hard) {
+        Ok(()) => tracing::debug!(from = soft, to = wanted, "raised the open files limit"),
+        Err(error) => tracing::warn!(
+            %error,
+            limit = soft,
+            "cannot raise the open files limit: connections beyond it will wait"
+        ),
     }
 }
 

@@ -73,6 +73,17 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// The soft and hard limits on open files of process `pid`.
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_owned(), fields[4].to_owned())
+}
+
 fn open_descriptors(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
 }
@@ -89,15 +100,29 @@ fn first_http2_frame(mut stream: TcpStream) -> u8 {
     header[3]
 }
 
-/// Out of file descriptors (here: Forward clients holding connections open
-/// under a lowered limit), the gRPC listeners wait instead of spinning, and
-/// serve the connections that waited once descriptors are free again.
+/// `up` takes the hard limit on open files. Out of file descriptors all the
+/// same (here: Forward clients holding connections open under a limit
+/// lowered again), the gRPC listeners wait instead of spinning, and serve
+/// the connections that waited once descriptors are free again.
 #[test]
 fn up_waits_out_running_out_of_descriptors_and_serves_again() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
+    // Start it with a soft limit of 1024 (or less), as many systems do.
+    let (_, hard) = open_files_limits(std::process::id());
+    let lowered = Command::new("prlimit")
+        .args(["--pid", &std::process::id().to_string(), "--nofile=1024:"])
+        .status()
+        .unwrap();
+    assert!(lowered.success(), "prlimit failed");
     let server = UpServer::start(data.path(), None, &[]);
     let pid = server.child.id();
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open").unwrap();
+    let expected = match hard.parse::<u64>() {
+        Ok(hard) => hard.min(nr_open.trim().parse().unwrap()).to_string(),
+        Err(_) => nr_open.trim().to_owned(),
+    };
+    assert_eq!(open_files_limits(pid).0, expected);
 
     let limit = open_descriptors(pid) + 16;
     let lowered = Command::new("prlimit")

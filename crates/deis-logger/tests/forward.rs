@@ -908,6 +908,40 @@ async fn idle_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let server = Server::with(ForwardOptions {
+        max_connections: 2,
+        ..ForwardOptions::default()
+    })
+    .await;
+    let chunked = |n: &str| {
+        message(
+            "t",
+            V::Int(1),
+            record("a", "web.1", n),
+            Some(map([("chunk", s(n))])),
+        )
+    };
+    let mut first = server.connect().await;
+    let mut second = server.connect().await;
+    for (stream, n) in [(&mut first, "1"), (&mut second, "2")] {
+        stream.write_all(&chunked(n)).await.unwrap();
+        assert_eq!(read_exactly(stream, ack(n).len()).await, ack(n));
+    }
+    let mut third = server.connect().await;
+    third.write_all(&chunked("3")).await.unwrap();
+    let mut byte = [0u8; 1];
+    let waited = tokio::time::timeout(Duration::from_millis(300), third.read(&mut byte)).await;
+    assert!(waited.is_err(), "a third connection was served: {waited:?}");
+    assert_eq!(server.server.stats().connections, 2);
+
+    drop(first);
+    assert_eq!(read_exactly(&mut third, ack("3").len()).await, ack("3"));
+    assert_eq!(server.server.stats().connections, 3);
+    assert_eq!(server.sink.lines().len(), 3);
+}
+
+#[tokio::test]
 async fn shutdown_closes_the_listener_and_connections() {
     let server = Server::start().await;
     let addr = server.addr();

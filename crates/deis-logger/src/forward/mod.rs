@@ -41,7 +41,9 @@
 //! cut short by the peer closing the connection gets a warning naming the
 //! peer and the reason, and its connection is closed (counted in
 //! [`ForwardStats::refused_connections`]); other connections carry on. A
-//! connection quiet for [`ForwardOptions::idle_timeout`] is closed.
+//! connection quiet for [`ForwardOptions::idle_timeout`] is closed. At most
+//! [`ForwardOptions::max_connections`] are served at once; more wait in the
+//! listen backlog.
 //!
 //! # From a record to a line
 //!
@@ -87,7 +89,7 @@ use bytes::{Buf, BytesMut};
 use deis_scheduler::LogSink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use decode::{FrameError, decode_frame};
@@ -111,6 +113,10 @@ pub struct ForwardOptions {
     /// A connection that sends nothing for this long is closed (5 minutes by
     /// default).
     pub idle_timeout: Duration,
+    /// Connections served at once (4096 by default); more wait in the
+    /// listen backlog until one closes, so clients cannot take every file
+    /// descriptor of the process.
+    pub max_connections: usize,
 }
 
 impl Default for ForwardOptions {
@@ -118,6 +124,7 @@ impl Default for ForwardOptions {
         ForwardOptions {
             max_frame_bytes: 16 * 1024 * 1024,
             idle_timeout: Duration::from_secs(5 * 60),
+            max_connections: 4096,
         }
     }
 }
@@ -251,6 +258,12 @@ impl Shared {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(
+        shared.options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    // Taken before accepting, so connections beyond the limit wait in the
+    // kernel's backlog rather than hold a descriptor here.
+    let mut slot = None;
     let mut connections = JoinSet::new();
     loop {
         if *stopped.borrow_and_update() {
@@ -259,10 +272,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: wa
         tokio::select! {
             // Also fires when the handle is gone.
             _ = stopped.changed() => {}
-            accepted = listener.accept() => match accepted {
+            permit = Arc::clone(&slots).acquire_owned(), if slot.is_none() => slot = permit.ok(),
+            accepted = listener.accept(), if slot.is_some() => match accepted {
                 Ok((stream, peer)) => {
                     shared.connections.fetch_add(1, Ordering::Relaxed);
-                    connections.spawn(connection(stream, peer, shared.clone(), stopped.clone()));
+                    let slot = slot.take();
+                    connections.spawn(connection(stream, peer, shared.clone(), stopped.clone(), slot));
                 }
                 Err(e) => {
                     // Out of file descriptors, usually: let some close.
@@ -297,6 +312,7 @@ async fn connection(
     peer: SocketAddr,
     shared: Arc<Shared>,
     stopped: watch::Receiver<bool>,
+    _slot: Option<OwnedSemaphorePermit>,
 ) {
     tracing::debug!(%peer, "Forward connection");
     let _ = stream.set_nodelay(true);
