@@ -97,7 +97,7 @@ async fn accept_loop(
             Ok(accepted) => accepted,
             Err(error) => {
                 let pause = backoff.failed();
-                tracing::warn!(%error, retry_in = ?pause, "the builder cannot accept a SSH connection");
+                tracing::warn!(%error, retry_in = ?pause, "the builder cannot accept an SSH connection");
                 tokio::time::sleep(pause).await;
                 continue;
             }
