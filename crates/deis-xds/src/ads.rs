@@ -131,6 +131,11 @@ struct Session<T> {
     node: String,
     trusted: bool,
     snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// The snapshot every answer is drawn from. A newer one is taken only
+    /// when it is pushed to every subscribed type in make-before-break
+    /// order, so that answering a request never sends, say, listeners of a
+    /// snapshot whose clusters the client has not been sent.
+    current: Arc<Snapshot>,
     nonces: u64,
     out: mpsc::Sender<Result<T, Status>>,
 }
@@ -138,8 +143,11 @@ struct Session<T> {
 impl<T> Session<T> {
     fn new(feed: Feed, trusted: bool, delta: bool, out: mpsc::Sender<Result<T, Status>>) -> Session<T> {
         let id = feed.connect(delta);
+        let mut snapshots = feed.subscribe();
+        let current = snapshots.borrow_and_update().clone();
         Session {
-            snapshots: feed.subscribe(),
+            snapshots,
+            current,
             feed,
             id,
             node: String::new(),
@@ -242,18 +250,26 @@ async fn run<P: Protocol>(mut stream: P, mut inbound: Streaming<P::Request>) {
                 }
             },
             changed = stream.session().snapshots.changed() => {
-                if changed.is_err() {
+                if changed.is_err() || !push_newest(&mut stream).await {
                     return;
-                }
-                let subscribed = stream.subscribed();
-                for type_url in push_order(subscribed.iter()) {
-                    if subscribed.contains(&type_url) && !stream.push(&type_url).await {
-                        return;
-                    }
                 }
             }
         }
     }
+}
+
+/// Takes the newest snapshot and sends what changed of each subscribed type,
+/// in make-before-break order; false when the client is gone.
+async fn push_newest<P: Protocol>(stream: &mut P) -> bool {
+    let session = stream.session();
+    session.current = session.snapshots.borrow_and_update().clone();
+    let subscribed = stream.subscribed();
+    for type_url in push_order(subscribed.iter()) {
+        if subscribed.contains(&type_url) && !stream.push(&type_url).await {
+            return false;
+        }
+    }
+    true
 }
 
 impl Protocol for Sotw {
@@ -344,7 +360,7 @@ impl Sotw {
     /// Sends the type's resources if they differ from the last response
     /// (or always, on `force`). Returns false when the client is gone.
     async fn respond(&mut self, type_url: &str, force: bool) -> bool {
-        let snapshot = self.session.snapshots.borrow_and_update().clone();
+        let snapshot = Arc::clone(&self.session.current);
         let Some(state) = self.types.get(type_url) else {
             return true;
         };
@@ -423,7 +439,7 @@ impl Delta {
     /// Sends what changed for the client since it last heard (or an empty
     /// response on `force`). Returns false when the client is gone.
     async fn respond(&mut self, type_url: &str, force: bool) -> bool {
-        let snapshot = self.session.snapshots.borrow_and_update().clone();
+        let snapshot = Arc::clone(&self.session.current);
         let trusted = self.session.trusted;
         let Some(state) = self.types.get_mut(type_url) else {
             return true;
@@ -468,5 +484,83 @@ impl Delta {
             ..Default::default()
         };
         self.session.send(response).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+
+    use deis_routing::{AppRoute, RouterSettings, RoutingState};
+
+    use super::*;
+    use crate::translate::{CLUSTER, LISTENER};
+
+    fn apps(names: &[&str]) -> RoutingState {
+        RoutingState {
+            apps: names
+                .iter()
+                .map(|name| {
+                    let route = AppRoute {
+                        endpoints: vec![SocketAddr::from(([127, 0, 0, 1], 5000))],
+                        ..Default::default()
+                    };
+                    (name.to_string(), route)
+                })
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    fn wildcard(type_url: &str, nonce: &str) -> DiscoveryRequest {
+        DiscoveryRequest {
+            type_url: type_url.into(),
+            response_nonce: nonce.into(),
+            ..Default::default()
+        }
+    }
+
+    fn next(rx: &mut mpsc::Receiver<Result<DiscoveryResponse, Status>>) -> DiscoveryResponse {
+        rx.try_recv().expect("a response was sent").expect("not an error")
+    }
+
+    /// A request answered while a newer snapshot waits to be pushed gets the
+    /// snapshot the client already has the rest of; the newer one follows,
+    /// clusters first. Answering from the newest instead sent listeners
+    /// whose clusters never followed: the push saw nothing new.
+    #[tokio::test]
+    async fn a_request_is_answered_from_the_snapshot_already_pushed() {
+        let feed = Feed::new();
+        let settings = RouterSettings::local();
+        feed.update(&settings, &apps(&["alpha"]));
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut stream = Sotw {
+            session: Session::new(feed.clone(), true, false, tx),
+            types: HashMap::new(),
+        };
+        assert!(stream.on_request(wildcard(CLUSTER, "")).await);
+        let clusters = next(&mut rx);
+        assert_eq!(clusters.version_info, "1");
+
+        // A new app lands just as the client asks for listeners.
+        feed.update(&settings, &apps(&["alpha", "beta"]));
+        assert!(stream.on_request(wildcard(LISTENER, "")).await);
+        let listeners = next(&mut rx);
+        assert_eq!(
+            listeners.version_info, "1",
+            "listeners of a snapshot whose clusters were not sent"
+        );
+
+        assert!(stream.session.snapshots.has_changed().unwrap());
+        assert!(push_newest(&mut stream).await);
+        let pushed: Vec<(String, String)> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|r| {
+                let r = r.unwrap();
+                (r.type_url, r.version_info)
+            })
+            .collect();
+        // The socket listener is the same in both snapshots: only the
+        // clusters changed.
+        assert_eq!(pushed, [(CLUSTER.to_owned(), "2".to_owned())]);
     }
 }
