@@ -20,20 +20,24 @@ async fn up_serves_the_cli_and_resumes_after_ctrl_c() {
         .unwrap();
 }
 
-fn scenario(database_url: Option<&str>) {
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let server = UpServer::start(data.path(), database_url, &[]);
+fn register_admin(home: &std::path::Path, url: &str) {
     ok(
-        home.path(),
+        home,
         &[
             "register",
-            &server.url,
+            url,
             "--username=admin",
             "--password=adm1n-pw",
             "--email=a@example.com",
         ],
     );
+}
+
+fn scenario(database_url: Option<&str>) {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = UpServer::start(data.path(), database_url, &[]);
+    register_admin(home.path(), &server.url);
     ok(home.path(), &["create", "persisted", "--no-remote"]);
     ok(home.path(), &["config:set", "KEEP=me", "-a", "persisted"]);
     let version = ok(home.path(), &["version", "--all"]);
@@ -166,15 +170,6 @@ fn up_waits_out_running_out_of_descriptors_and_serves_again() {
         4,
         "the routing feed did not answer with SETTINGS"
     );
-    ok(
-        home.path(),
-        &[
-            "register",
-            &server.url,
-            "--username=admin",
-            "--password=adm1n-pw",
-            "--email=a@example.com",
-        ],
-    );
+    register_admin(home.path(), &server.url);
     server.interrupt();
 }
