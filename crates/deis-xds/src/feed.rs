@@ -99,15 +99,18 @@ impl Feed {
         settings: RouterSettings,
         mut states: watch::Receiver<Arc<RoutingState>>,
     ) -> tokio::task::JoinHandle<()> {
+        // The first snapshot now rather than on the task: clients that
+        // connect from here on never see the empty one.
+        let publish = move |feed: &Feed, states: &mut watch::Receiver<Arc<RoutingState>>| {
+            let state = states.borrow_and_update().clone();
+            let version = feed.update(&settings, &state);
+            tracing::debug!(version, apps = state.apps.len(), "xDS snapshot");
+        };
+        publish(self, &mut states);
         let feed = self.clone();
         tokio::spawn(async move {
-            loop {
-                let state = states.borrow_and_update().clone();
-                let version = feed.update(&settings, &state);
-                tracing::debug!(version, apps = state.apps.len(), "xDS snapshot");
-                if states.changed().await.is_err() {
-                    return;
-                }
+            while states.changed().await.is_ok() {
+                publish(&feed, &mut states);
             }
         })
     }
@@ -188,5 +191,36 @@ impl Feed {
             *h = healthy;
             changed
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use deis_routing::AppRoute;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn following_publishes_the_first_snapshot_at_once_then_every_change() {
+        let feed = Feed::new();
+        let (states, following) = watch::channel(Arc::new(RoutingState::default()));
+        let task = feed.follow(RouterSettings::local(), following);
+        // Before the task has run: a client connecting now gets listeners.
+        assert_eq!(feed.snapshot().version, 1);
+
+        let mut snapshots = feed.subscribe();
+        let mut state = RoutingState::default();
+        let route = AppRoute {
+            endpoints: vec![SocketAddr::from(([127, 0, 0, 1], 5000))],
+            ..Default::default()
+        };
+        state.apps.insert("alpha".into(), route);
+        states.send(Arc::new(state)).unwrap();
+        snapshots.changed().await.unwrap();
+        assert_eq!(feed.snapshot().version, 2);
+        drop(states);
+        task.await.unwrap();
     }
 }
