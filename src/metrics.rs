@@ -13,6 +13,7 @@ use bytes::Bytes;
 use clap::Args;
 use deis_builder::Builder;
 use deis_controller::Controller;
+use deis_core::accept::AcceptBackoff;
 use deis_logger::LogMetrics;
 use deis_router::RouterMetrics;
 use deis_xds::Feed;
@@ -131,16 +132,20 @@ pub(crate) async fn serve(registry: Registry, addr: SocketAddr) -> Result<Metric
 
 async fn accept(listener: TcpListener, registry: Arc<Registry>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = AcceptBackoff::default();
     loop {
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of file descriptors, usually: wait rather than spin.
-                tracing::debug!(error = %e, "metrics accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok((stream, _)) => {
+                backoff.succeeded();
+                stream
+            }
+            Err(error) => {
+                let pause = backoff.failed();
+                tracing::warn!(%error, retry_in = ?pause, "cannot accept a metrics connection");
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };

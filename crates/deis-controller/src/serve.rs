@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deis_core::accept::AcceptBackoff;
 use http::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -52,6 +53,7 @@ where
         .keep_alive_interval(Duration::from_secs(60))
         .keep_alive_timeout(Duration::from_secs(20));
     tokio::pin!(shutdown);
+    let mut backoff = AcceptBackoff::default();
     loop {
         let permit = tokio::select! {
             () = &mut shutdown => break,
@@ -60,11 +62,14 @@ where
         let (stream, remote_addr) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors, usually: wait rather than spin.
-                    tracing::debug!(error = %e, "API accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(accepted) => {
+                    backoff.succeeded();
+                    accepted
+                }
+                Err(error) => {
+                    let pause = backoff.failed();
+                    tracing::warn!(%error, retry_in = ?pause, "cannot accept an API connection");
+                    tokio::time::sleep(pause).await;
                     continue;
                 }
             },

@@ -108,6 +108,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use deis_core::accept::AcceptBackoff;
 use http::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -224,6 +225,7 @@ impl Registry {
         http.timer(TokioTimer::new())
             .header_read_timeout(options.header_read_timeout);
         tokio::pin!(shutdown);
+        let mut backoff = AcceptBackoff::default();
         loop {
             let permit = tokio::select! {
                 () = &mut shutdown => break,
@@ -232,11 +234,14 @@ impl Registry {
             let stream = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Out of file descriptors, usually: wait rather than spin.
-                        tracing::debug!(error = %e, "registry accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok((stream, _)) => {
+                        backoff.succeeded();
+                        stream
+                    }
+                    Err(error) => {
+                        let pause = backoff.failed();
+                        tracing::warn!(%error, retry_in = ?pause, "cannot accept a registry connection");
+                        tokio::time::sleep(pause).await;
                         continue;
                     }
                 },

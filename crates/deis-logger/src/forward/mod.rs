@@ -86,6 +86,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
+use deis_core::accept::AcceptBackoff;
 use deis_scheduler::LogSink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -264,6 +265,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: wa
     // Taken before accepting, so connections beyond the limit wait in the
     // kernel's backlog rather than hold a descriptor here.
     let mut slot = None;
+    let mut backoff = AcceptBackoff::default();
     let mut connections = JoinSet::new();
     loop {
         if *stopped.borrow_and_update() {
@@ -275,14 +277,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: wa
             permit = Arc::clone(&slots).acquire_owned(), if slot.is_none() => slot = permit.ok(),
             accepted = listener.accept(), if slot.is_some() => match accepted {
                 Ok((stream, peer)) => {
+                    backoff.succeeded();
                     shared.connections.fetch_add(1, Ordering::Relaxed);
                     let slot = slot.take();
                     connections.spawn(connection(stream, peer, shared.clone(), stopped.clone(), slot));
                 }
-                Err(e) => {
-                    // Out of file descriptors, usually: let some close.
-                    tracing::warn!(error = %e, "Forward: accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(error) => {
+                    let pause = backoff.failed();
+                    tracing::warn!(%error, retry_in = ?pause, "Forward: cannot accept a connection");
+                    tokio::time::sleep(pause).await;
                 }
             },
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
