@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::drain::{ABORTING, DRAINING, Watch};
 use crate::lean_server;
@@ -43,6 +43,10 @@ pub(crate) enum ConnKind {
     Tcp(Option<Arc<crate::pool::ClusterRt>>, Option<Duration>),
 }
 
+/// The first and the longest pause after a failed `accept()`; each failure
+/// in a row doubles it.
+const ACCEPT_PAUSE: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
 /// Accepts until the task is aborted (listener closed) or the router is
 /// gone. Every worker runs one on its own copy of the socket.
 pub(crate) async fn accept_loop(
@@ -58,19 +62,23 @@ pub(crate) async fn accept_loop(
             return;
         }
     };
+    let mut pause = ACCEPT_PAUSE.0;
     loop {
         let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
             return;
         };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors and the like: back off a little.
-                debug!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            Err(error) => {
+                // Out of descriptors, usually: the connection stays in the
+                // backlog, and retrying at once would spin.
+                warn!(%error, retry_in = ?pause, "cannot accept a connection");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(ACCEPT_PAUSE.1);
                 continue;
             }
         };
+        pause = ACCEPT_PAUSE.0;
         let Some(inner) = inner.upgrade() else { return };
         tokio::spawn(serve_connection(inner, id, stream, peer, permit));
     }
