@@ -87,6 +87,7 @@ impl Sources<'_> {
     /// says (`component`'s default otherwise).
     pub(crate) async fn serve(self, opts: &MetricsOpts, component: Component) -> Result<MetricsServer> {
         let mut registry = Registry::default();
+        registry.register_collector(Box::new(ProcessMetrics));
         if let Some(controller) = self.controller {
             controller.register_metrics(&mut registry);
         }
@@ -261,6 +262,83 @@ impl Collector for FeedMetrics {
     }
 }
 
+/// The process's own figures, under the names every Prometheus client
+/// library gives them, so the usual alerts (descriptors running out, memory)
+/// work unchanged. Read from `/proc` and `getrusage` at each scrape; a
+/// figure that cannot be read is left out.
+#[derive(Debug)]
+struct ProcessMetrics;
+
+impl ProcessMetrics {
+    fn open_fds() -> Option<i64> {
+        let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+        i64::try_from(entries.count()).ok()
+    }
+
+    fn max_fds() -> Option<i64> {
+        use nix::sys::resource::{Resource, getrlimit};
+        let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+        Some(i64::try_from(soft).unwrap_or(i64::MAX))
+    }
+
+    fn cpu_seconds() -> Option<f64> {
+        use nix::sys::resource::{UsageWho, getrusage};
+        let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+        let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        Some(seconds(usage.user_time()) + seconds(usage.system_time()))
+    }
+
+    fn resident_memory_bytes() -> Option<i64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let kib: i64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib.saturating_mul(1024))
+    }
+}
+
+impl Collector for ProcessMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let gauges = [
+            ("process_open_fds", "Open file descriptors.", Self::open_fds()),
+            (
+                "process_max_fds",
+                "The limit on open file descriptors.",
+                Self::max_fds(),
+            ),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                Self::resident_memory_bytes(),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(value) = value {
+                ConstGauge::new(value).encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    MetricType::Gauge,
+                )?)?;
+            }
+        }
+        if let Some(seconds) = Self::cpu_seconds() {
+            ConstCounter::new(seconds).encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time spent in seconds.",
+                None,
+                MetricType::Counter,
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +367,7 @@ mod tests {
     async fn serves_metrics_in_either_format_and_404_elsewhere() {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(FeedMetrics(Feed::new())));
+        registry.register_collector(Box::new(ProcessMetrics));
         let server = serve(registry, "127.0.0.1:0".parse().unwrap()).await.unwrap();
         let close = "Connection: close\r\n";
 
@@ -300,6 +379,19 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         assert!(text.contains("content-type: text/plain; version=0.0.4"), "{text}");
         assert!(text.contains("\ndeis_xds_nacks_total 0\n"), "{text}");
+        let sample = |name: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|line| line.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} in {text}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!(sample("process_max_fds"), soft as f64);
+        // At least stdio and the listening socket.
+        assert!(sample("process_open_fds") >= 4.0, "{text}");
+        assert!(sample("process_resident_memory_bytes") > 1e6, "{text}");
+        assert!(sample("process_cpu_seconds_total") > 0.0, "{text}");
         assert!(!text.contains("# EOF"), "{text}");
 
         let open = get(

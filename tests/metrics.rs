@@ -114,6 +114,10 @@ fn metrics_tell_what_the_platform_did_in_prometheus_formats() {
         // The embedded router follows the feed and accepted its config.
         "deis_xds_clients|",
         "deis_xds_acks_total|",
+        // The process's own figures, under the usual names.
+        "process_open_fds|",
+        "process_max_fds|",
+        "process_resident_memory_bytes|",
     ];
     for series in at_least_one {
         assert!(
@@ -122,6 +126,8 @@ fn metrics_tell_what_the_platform_did_in_prometheus_formats() {
             sample(&samples, series)
         );
     }
+    assert!(sample(&samples, "process_cpu_seconds_total|") > 0.0);
+    assert!(sample(&samples, "process_open_fds|") < sample(&samples, "process_max_fds|"));
     for series in [
         "deis_builds_total|outcome=failed",
         "deis_deploys_total|outcome=failed",
