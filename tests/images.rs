@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::up::{UpServer, deis, deis_in, git, http_get_host, ok, register_with_key};
+use support::up::{UpServer, deis, deis_in, deis_on_terminal, git, http_get_host, ok, register_with_key};
 
 fn busybox() -> PathBuf {
     let path = PathBuf::from(std::env::var("DEIS_TEST_BUSYBOX").expect(
@@ -207,6 +207,17 @@ fn a_dockerfile_app_deploys_through_git_push_and_deis_pull_promotes_its_image() 
         "{}",
         String::from_utf8_lossy(&failed.stderr)
     );
+
+    // `deis run -t` gives the container a terminal and attaches the
+    // caller's to it: what is typed reaches the command, which sees a
+    // terminal, and its exit status becomes deis's.
+    let (code, shown) = deis_on_terminal(
+        home,
+        &["run", "-t", "-a", "promoted", "--", "sh"],
+        "test -t 0 && echo \"terminal-$((40+2))\"; exit 7\n",
+    );
+    assert_eq!(code, Some(7), "{shown}");
+    assert!(shown.contains("terminal-43"), "{shown}");
 
     // A scale-up runs a second container beside the first.
     ok(home, &["ps:scale", "cmd=2", "-a", "promoted"]);

@@ -19,7 +19,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use deis_scheduler::{LogQuery, LogService};
-use support::up::{UpServer, app_processes, deis, deis_binary, deis_in, git, http_get, http_get_host, ok};
+use support::up::{
+    UpServer, app_processes, deis, deis_binary, deis_in, deis_on_terminal, git, http_get, http_get_host, ok,
+};
 
 const PLAIN: &str = "Hello from Python\n";
 const GREETED: &str = "Hello from Python hi\n";
@@ -293,6 +295,16 @@ fn story(database_url: Option<&str>, runtime: &tokio::runtime::Handle) {
         routed(http, host).is_some_and(|(s, b)| s == 200 && b == GREETED)
     });
     timings.push(("config:set to the new value served", started.elapsed()));
+
+    // `deis run -t`: a shell in a one-off process of the release, on a
+    // terminal, with the new config; its exit status becomes deis's.
+    let (code, shown) = deis_on_terminal(
+        h,
+        &["run", "-t", "-a", app, "--", "bash"],
+        "test -t 0 && echo \"$GREETING-$((40+2))\"; exit 7\n",
+    );
+    assert_eq!(code, Some(7), "{shown}");
+    assert!(shown.contains("hi-43"), "{shown}");
 
     // ps:scale web=2: two processes, each serving on its own port, and the
     // router sends requests to both.

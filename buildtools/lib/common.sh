@@ -48,6 +48,8 @@ ensure_build_tools() {
   command -v git >/dev/null || apt_install git
   command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || apt_install openssh-client
   command -v tar >/dev/null || apt_install tar
+  # util-linux `script`: the tests give `deis run -t` a terminal with it.
+  command -v script >/dev/null || apt_install bsdutils
   command -v python3 >/dev/null || apt_install python3
   python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
   command -v npm >/dev/null || apt_install nodejs npm

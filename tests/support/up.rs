@@ -250,6 +250,39 @@ pub fn deis_in(home: &Path, dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs the CLI on a terminal of its own, as a person at a shell would:
+/// util-linux `script` gives it a pseudo-terminal and types `typed` into
+/// it. Returns the CLI's exit code and what the terminal showed.
+///
+/// The terminal echoes `typed` back before the CLI takes it over, so check
+/// for output that the typed text itself does not contain.
+pub fn deis_on_terminal(home: &Path, args: &[&str], typed: &str) -> (Option<i32>, String) {
+    let quote = |word: &str| format!("'{}'", word.replace('\'', r"'\''"));
+    let command_line: Vec<String> = std::iter::once(quote(&deis_binary().to_string_lossy()))
+        .chain(args.iter().map(|arg| quote(arg)))
+        .collect();
+    let mut script = Command::new("timeout")
+        .args(["120", "script", "--quiet", "--return", "--command"])
+        .arg(command_line.join(" "))
+        .arg("/dev/null")
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env_remove("DEIS_PROFILE")
+        .current_dir(home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux script (Debian's bsdutils) runs the CLI on a terminal");
+    if let Some(mut stdin) = script.stdin.take() {
+        std::io::Write::write_all(&mut stdin, typed.as_bytes()).unwrap();
+    }
+    let out = script.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), shown.into_owned())
+}
+
 /// Runs the CLI and requires success; returns stdout.
 pub fn ok(home: &Path, args: &[&str]) -> String {
     let out = deis(home, args);

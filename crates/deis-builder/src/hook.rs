@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use deis_core::accept::AcceptBackoff;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,11 @@ pub const TOKEN_ENV: &str = "DEIS_PUSH_TOKEN";
 
 /// Largest request line accepted from a hook.
 const MAX_REQUEST: u64 = 1024 * 1024;
+
+/// How long a connection may take to send its request line. The hook
+/// sends it as soon as it starts; a connection that stays silent is not a
+/// hook and is closed rather than held forever.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
 /// One ref update, as git gives it to `pre-receive`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +128,15 @@ pub trait HookHandler: Send + Sync + 'static {
 
 /// Serves hook connections on `listener` until the task is dropped.
 pub async fn serve(listener: UnixListener, pushes: Pushes, handler: Arc<dyn HookHandler>) {
+    serve_with_deadline(listener, pushes, handler, REQUEST_DEADLINE).await
+}
+
+async fn serve_with_deadline(
+    listener: UnixListener,
+    pushes: Pushes,
+    handler: Arc<dyn HookHandler>,
+    request_deadline: Duration,
+) {
     let mut backoff = AcceptBackoff::default();
     loop {
         let stream = match listener.accept().await {
@@ -137,19 +152,31 @@ pub async fn serve(listener: UnixListener, pushes: Pushes, handler: Arc<dyn Hook
         let pushes = pushes.clone();
         let handler = handler.clone();
         tokio::spawn(async move {
-            if let Err(err) = serve_one(stream, pushes, handler).await {
+            if let Err(err) = serve_one(stream, pushes, handler, request_deadline).await {
                 tracing::warn!(error = %err, "pre-receive hook connection failed");
             }
         });
     }
 }
 
-async fn serve_one(stream: UnixStream, pushes: Pushes, handler: Arc<dyn HookHandler>) -> std::io::Result<()> {
+async fn serve_one(
+    stream: UnixStream,
+    pushes: Pushes,
+    handler: Arc<dyn HookHandler>,
+    request_deadline: Duration,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST))
-        .read_line(&mut line)
-        .await?;
+    let mut request_reader = BufReader::new(read.take(MAX_REQUEST));
+    if tokio::time::timeout(request_deadline, request_reader.read_line(&mut line))
+        .await
+        .is_err()
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no request line within {request_deadline:?}"),
+        ));
+    }
     let request: Result<HookRequest, _> = serde_json::from_str(&line);
     let context = request.as_ref().ok().and_then(|r| pushes.take(&r.token));
     let (Ok(request), Some(context)) = (request, context) else {
@@ -306,5 +333,51 @@ mod tests {
         let value = token.as_str().to_owned();
         drop(token);
         assert_eq!(pushes.take(&value), None);
+    }
+
+    struct NeverCalled;
+
+    #[async_trait::async_trait]
+    impl HookHandler for NeverCalled {
+        async fn handle(&self, _: PushContext, _: HookRequest, _: Output) -> i32 {
+            panic!("a connection without a request must not reach the handler")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_is_closed_at_the_request_deadline() {
+        let deadline = Duration::from_millis(300);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hook.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(serve_with_deadline(
+            listener,
+            Pushes::default(),
+            Arc::new(NeverCalled),
+            deadline,
+        ));
+        let started = std::time::Instant::now();
+        let mut silent = UnixStream::connect(&path).await.unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest))
+            .await
+            .expect("the server held a silent connection open")
+            .unwrap();
+        assert!(
+            rest.is_empty(),
+            "the server wrote {rest:?} to a silent connection"
+        );
+        let waited = started.elapsed();
+        assert!(waited >= deadline, "closed after {waited:?}, before the deadline");
+        // The listener still serves: a request with an unknown token is
+        // answered and refused.
+        let mut late = UnixStream::connect(&path).await.unwrap();
+        late.write_all(b"{\"token\":\"unknown\",\"refs\":[],\"object_directory\":null,\"alternate_object_directories\":null}\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        late.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.ends_with("x1\n"), "answer: {answer:?}");
+        server.abort();
     }
 }
