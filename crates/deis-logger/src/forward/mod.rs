@@ -285,7 +285,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: wa
                 Err(error) => {
                     let pause = backoff.failed();
                     tracing::warn!(%error, retry_in = ?pause, "Forward: cannot accept a connection");
-                    tokio::time::sleep(pause).await;
+                    // A stop during the pause ends it at once.
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stopped.changed() => {}
+                    }
                 }
             },
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
