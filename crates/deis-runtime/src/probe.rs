@@ -8,17 +8,20 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// What a probe checks.
+/// What a probe checks. A probe's `port` names a container port, which on
+/// this runtime is always the process's own `PORT` (a slug process listens
+/// on the port it is given; a container's port is published there), so
+/// checks go to that port whatever the probe says: `deis healthchecks:set
+/// readiness httpGet 5000` works as it does on Kubernetes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Check {
     /// `GET path` answers 200–399.
     Http {
         path: String,
-        port: Option<u16>,
         headers: Vec<(String, String)>,
     },
     /// A TCP connection is accepted.
-    Tcp { port: Option<u16> },
+    Tcp,
     /// The command exits 0.
     Exec { command: Vec<String> },
 }
@@ -42,20 +45,12 @@ fn seconds(probe: &Value, field: &str, default: u64) -> u64 {
         .map_or(default, |v| v as u64)
 }
 
-fn port(value: Option<&Value>) -> Option<u16> {
-    value
-        .and_then(Value::as_f64)
-        .and_then(|p| u16::try_from(p as i64).ok())
-        .filter(|p| *p > 0)
-}
-
 impl Probe {
     /// A probe from its JSON (already validated by the controller).
     pub(crate) fn from_json(probe: &Value) -> Option<Probe> {
         let check = if let Some(http) = probe.get("httpGet") {
             Check::Http {
                 path: http.get("path").and_then(Value::as_str).unwrap_or("/").to_owned(),
-                port: port(http.get("port")),
                 headers: http
                     .get("httpHeaders")
                     .and_then(Value::as_array)
@@ -72,10 +67,8 @@ impl Probe {
                     })
                     .unwrap_or_default(),
             }
-        } else if let Some(tcp) = probe.get("tcpSocket") {
-            Check::Tcp {
-                port: port(tcp.get("port")),
-            }
+        } else if probe.get("tcpSocket").is_some() {
+            Check::Tcp
         } else if let Some(exec) = probe.get("exec") {
             let command = exec
                 .get("command")
@@ -104,7 +97,7 @@ impl Probe {
     /// accepts connections.
     pub(crate) fn default_tcp() -> Probe {
         Probe {
-            check: Check::Tcp { port: None },
+            check: Check::Tcp,
             initial_delay: Duration::ZERO,
             period: Duration::from_secs(10),
             timeout: Duration::from_secs(1),
@@ -113,10 +106,10 @@ impl Probe {
         }
     }
 
-    /// Runs the check once against a process listening on `port`. A port in
-    /// the probe is a container port, which on this runtime is always the
-    /// process's own `PORT`; it is ignored here. `exec` runs an exec probe's
-    /// command in the process's environment and says whether it exited 0.
+    /// Runs the check once against a process listening on `port` (see
+    /// [`Check`] for why the probe's own port is not used). `exec` runs an
+    /// exec probe's command in the process's environment and says whether
+    /// it exited 0.
     pub(crate) async fn check<F, Fut>(&self, port: u16, exec: F) -> bool
     where
         F: FnOnce(Vec<String>) -> Fut,
@@ -124,12 +117,8 @@ impl Probe {
     {
         let attempt = async {
             match &self.check {
-                Check::Http {
-                    path,
-                    port: p,
-                    headers,
-                } => http_ok(p.unwrap_or(port), path, headers).await,
-                Check::Tcp { port: p } => TcpStream::connect(("127.0.0.1", p.unwrap_or(port))).await.is_ok(),
+                Check::Http { path, headers } => http_ok(port, path, headers).await,
+                Check::Tcp => TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
                 Check::Exec { command } => exec(command.clone()).await,
             }
         };
@@ -185,7 +174,6 @@ mod tests {
             p.check,
             Check::Http {
                 path: "/health".into(),
-                port: Some(8000),
                 headers: vec![]
             }
         );
@@ -227,6 +215,12 @@ mod tests {
         assert!(ok.check(port, no_exec).await);
         let bad = Probe::from_json(&json!({"httpGet": {"path": "/broken"}})).unwrap();
         assert!(!bad.check(port, no_exec).await);
+        // The probe's container port (as `deis healthchecks:set readiness
+        // httpGet 5000` writes it) is where the process listens: its PORT.
+        let container_port = Probe::from_json(&json!({"httpGet": {"path": "/ok", "port": 5000}})).unwrap();
+        assert!(container_port.check(port, no_exec).await);
+        let tcp = Probe::from_json(&json!({"tcpSocket": {"port": 5000}})).unwrap();
+        assert!(tcp.check(port, no_exec).await);
         assert!(Probe::default_tcp().check(port, no_exec).await);
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
