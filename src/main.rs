@@ -361,7 +361,7 @@ struct BuilderArgs {
     metrics: metrics::MetricsOpts,
 }
 
-fn default_data_dir() -> PathBuf {
+pub(crate) fn default_data_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("deis-workflow");
     }
@@ -386,9 +386,59 @@ pub(crate) fn ensure_data_dir(dir: Option<&Path>) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// One platform's hold on its data directory, kept while it runs. Two
+/// platforms on one directory would each start every app's processes and
+/// stop the other's, so a second one is refused.
+struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    const FILE: &str = "deis-workflow.lock";
+
+    fn take(dir: &Path) -> Result<DataDirLock> {
+        use std::io::{Read, Seek, Write};
+        let path = dir.join(Self::FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = match holder.trim() {
+                    "" => String::new(),
+                    pid => format!(" (pid {pid})"),
+                };
+                anyhow::bail!(
+                    "the data directory {} is in use by another deis-workflow{holder}; stop that one first, or give this one a --data-dir of its own",
+                    dir.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        // Who holds it, for the message above; the lock itself is what counts.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()));
+        Ok(DataDirLock { _file: file })
+    }
+}
+
 impl StoreArgs {
-    async fn open(&self) -> Result<(Store, PathBuf)> {
+    /// Opens the platform's database (migrated) and holds its data
+    /// directory against a second platform.
+    async fn open(&self) -> Result<(Store, PathBuf, DataDirLock)> {
         let dir = ensure_data_dir(self.data_dir.as_deref())?;
+        let lock = DataDirLock::take(&dir)?;
         let url = match &self.database_url {
             Some(url) => url.clone(),
             None => format!("sqlite://{}?mode=rwc", dir.join("deis.sqlite3").display()),
@@ -400,7 +450,7 @@ impl StoreArgs {
             .migrate()
             .await
             .context("cannot apply database migrations")?;
-        Ok((store, dir))
+        Ok((store, dir, lock))
     }
 }
 
@@ -625,7 +675,7 @@ async fn serve_controller(
 }
 
 async fn up(args: UpArgs) -> Result<()> {
-    let (store, data_dir) = args.store.open().await?;
+    let (store, data_dir, _data_dir_lock) = args.store.open().await?;
     let secret = platform_secret(args.platform_secret.as_deref(), &data_dir)?;
     let listener = bind(args.controller.controller_addr, "controller").await?;
     let rest_listener = bind_rest(&args.controller).await?;
@@ -772,7 +822,7 @@ async fn up(args: UpArgs) -> Result<()> {
 }
 
 async fn controller(args: ControllerArgs) -> Result<()> {
-    let (store, data_dir) = args.store.open().await?;
+    let (store, data_dir, _data_dir_lock) = args.store.open().await?;
     let secret = platform_secret(args.platform_secret.as_deref(), &data_dir)?;
     let listener = bind(args.controller.controller_addr, "controller").await?;
     let rest_listener = bind_rest(&args.controller).await?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use deis_auth::PlatformSecret;
 use deis_builder::Objects;
 use deis_controller::{ComponentCheck, ComponentReport, Controller};
 use deis_proto::internal::internal_service_client::InternalServiceClient;
@@ -206,10 +207,21 @@ impl PlatformClient {
 impl PlatformArgs {
     /// Connects to the controller with the platform secret.
     pub(crate) async fn connect(&self) -> Result<PlatformClient> {
-        let secret = crate::platform_secret(
-            self.platform_secret.as_deref(),
-            &crate::ensure_data_dir(self.data_dir.as_deref())?,
-        )?;
+        // A command that asks the platform never creates its secret: a
+        // new one could not match the running platform's.
+        let secret = match &self.platform_secret {
+            Some(secret) => PlatformSecret::new(secret.clone())?,
+            None => {
+                let dir = self.data_dir.clone().unwrap_or_else(crate::default_data_dir);
+                let path = dir.join("platform-secret");
+                PlatformSecret::load(&path)?.with_context(|| {
+                    format!(
+                        "There is no platform secret at {}; pass the running platform's --data-dir or --platform-secret.",
+                        path.display()
+                    )
+                })?
+            }
+        };
         let channel = tonic::transport::Endpoint::from_shared(self.controller_url.clone())
             .with_context(|| format!("{} is not a URL", self.controller_url))?
             .connect_timeout(Duration::from_secs(5))
@@ -343,7 +355,12 @@ pub(crate) async fn status(args: StatusArgs) -> Result<()> {
         }
     }
     if unhealthy > 0 {
-        bail!("{unhealthy} components need attention (see the warnings above)");
+        let (count, verb) = if unhealthy == 1 {
+            ("1 component".to_owned(), "needs")
+        } else {
+            (format!("{unhealthy} components"), "need")
+        };
+        bail!("{count} {verb} attention (see the warnings above)");
     }
     Ok(())
 }

@@ -116,7 +116,8 @@ fn status_reports_every_component_and_what_is_degraded() {
         "{text}"
     );
     assert!(
-        String::from_utf8_lossy(&degraded.stderr).contains("need attention"),
+        String::from_utf8_lossy(&degraded.stderr)
+            .contains("1 component needs attention (see the warnings above)"),
         "{}",
         String::from_utf8_lossy(&degraded.stderr)
     );
@@ -143,12 +144,29 @@ fn status_reports_every_component_and_what_is_degraded() {
         String::from_utf8_lossy(&out.stdout)
     );
 
-    // A wrong platform secret is refused.
+    // A data directory without the platform's secret is said to be the
+    // wrong one, and no secret is made up in it.
     let other = tempfile::tempdir().unwrap();
     let refused = status(&server, other.path(), &[]);
     assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("platform secret"),
+        said.contains(&format!(
+            "There is no platform secret at {}; pass the running platform's --data-dir or --platform-secret.",
+            other.path().join("platform-secret").display()
+        )),
+        "{said}"
+    );
+    assert!(!other.path().join("platform-secret").exists());
+    // A wrong platform secret is refused.
+    let refused = status(
+        &server,
+        other.path(),
+        &["--platform-secret", "not-the-platform-secret-but-long-enough"],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("The platform secret does not match"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );

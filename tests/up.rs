@@ -38,6 +38,24 @@ fn scenario(database_url: Option<&str>) {
     let home = tempfile::tempdir().unwrap();
     let server = UpServer::start(data.path(), database_url, &[]);
     register_admin(home.path(), &server.url);
+
+    // A second platform on the same data directory would run every app
+    // twice and stop the first one's processes: it is refused at once.
+    let second = Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
+        .args(["up", "--controller-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "the data directory {} is in use by another deis-workflow (pid {})",
+            data.path().display(),
+            server.child.id()
+        )),
+        "{said}"
+    );
     ok(home.path(), &["create", "persisted", "--no-remote"]);
     ok(home.path(), &["config:set", "KEEP=me", "-a", "persisted"]);
     let version = ok(home.path(), &["version", "--all"]);

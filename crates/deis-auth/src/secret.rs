@@ -27,15 +27,27 @@ impl PlatformSecret {
         Ok(PlatformSecret(secret))
     }
 
+    /// Reads the secret from `path`; `None` when there is no such file.
+    pub fn load(path: &Path) -> Result<Option<Self>, AuthError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => PlatformSecret::new(text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(AuthError::SecretFile {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
     /// Reads the secret from `path`, creating it (mode 0600) on first use.
     pub fn load_or_create(path: &Path) -> Result<Self, AuthError> {
         let io_err = |source| AuthError::SecretFile {
             path: path.display().to_string(),
             source,
         };
-        match std::fs::read_to_string(path) {
-            Ok(text) => PlatformSecret::new(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match Self::load(path)? {
+            Some(secret) => Ok(secret),
+            None => {
                 let secret = issue_token().token;
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
@@ -45,7 +57,6 @@ impl PlatformSecret {
                 file.write_all(secret.as_bytes()).map_err(io_err)?;
                 Ok(PlatformSecret(secret))
             }
-            Err(e) => Err(io_err(e)),
         }
     }
 
