@@ -191,3 +191,19 @@ fn up_waits_out_running_out_of_descriptors_and_serves_again() {
     register_admin(home.path(), &server.url);
     server.interrupt();
 }
+
+#[test]
+fn logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
+        .args(["migrate", "--data-dir"])
+        .arg(data.path())
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let logged = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logged}");
+    assert!(logged.contains("INFO"), "nothing was logged: {logged}");
+    assert!(!logged.contains('\u{1b}'), "colour codes in a pipe: {logged:?}");
+}
