@@ -69,6 +69,9 @@ impl RouterOpts {
                     .with_context(|| format!("{} is not a usable certificate", cert.display()))?;
                 deis_core::cert::parse_private_key(&private_key)
                     .with_context(|| format!("{} is not a usable private key", key.display()))?;
+                deis_core::cert::check_key_pair(&chain, &private_key).with_context(|| {
+                    format!("{} is not the private key of {}", key.display(), cert.display())
+                })?;
                 Some(TlsCertificate {
                     name: "platform".into(),
                     server_names: vec![format!("*.{platform_domain}")],

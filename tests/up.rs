@@ -207,3 +207,29 @@ fn logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
     assert!(logged.contains("INFO"), "nothing was logged: {logged}");
     assert!(!logged.contains('\u{1b}'), "colour codes in a pipe: {logged:?}");
 }
+
+#[test]
+fn a_platform_certificate_with_another_certificates_key_is_refused_at_start() {
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/deis-core/tests/fixtures/certs");
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
+        .args(["up", "--controller-addr", "127.0.0.1:0", "--platform-cert"])
+        .arg(fixtures.join("san.crt"))
+        .arg("--platform-key")
+        .arg(fixtures.join("rsa-other.key"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{} is not the private key of {}",
+            fixtures.join("rsa-other.key").display(),
+            fixtures.join("san.crt").display()
+        )),
+        "{said}"
+    );
+}

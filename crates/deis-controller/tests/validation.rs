@@ -248,6 +248,48 @@ async fn config_keys_values_and_limits() {
     assert_eq!(releases.into_inner().count, 4, "{}", p.backend);
 }
 
+/// A valid RSA key that is not the test certificate's (deis-core's fixture).
+const OTHER_RSA_KEY: &str = include_str!("../../deis-core/tests/fixtures/certs/rsa-other.key");
+/// A valid EC key, likewise not the test certificate's.
+const OTHER_EC_KEY: &str = include_str!("../../deis-core/tests/fixtures/certs/ec-sec1.key");
+
+#[tokio::test]
+async fn certs_add_refuses_a_key_that_is_not_the_certificates() {
+    let (_p, mut c, t) = setup().await;
+    let (certificate, key) = test_certificate();
+    let cert = |name: &str, key: &str| pb::CreateCertRequest {
+        name: name.into(),
+        certificate: certificate.clone(),
+        key: key.into(),
+    };
+    for (what, other) in [("another RSA key", OTHER_RSA_KEY), ("an EC key", OTHER_EC_KEY)] {
+        expect(
+            c.certs.create_cert(authed(&t, cert("mism", other))).await,
+            Code::InvalidArgument,
+            "Could not load private key: the key does not match the certificate's public key",
+            what,
+        );
+    }
+    // Refused without a trace: the name is still free, nothing is listed.
+    expect(
+        c.certs
+            .get_cert(authed(&t, pb::GetCertRequest { name: "mism".into() }))
+            .await,
+        Code::NotFound,
+        "",
+        "refused cert stored",
+    );
+    let listed = c
+        .certs
+        .list_certs(authed(&t, pb::ListCertsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.results.is_empty(), "{listed:?}");
+    // The certificate's own key is accepted under the same name.
+    c.certs.create_cert(authed(&t, cert("mism", &key))).await.unwrap();
+}
+
 #[tokio::test]
 async fn domains_certificates_keys_and_settings() {
     let (_p, mut c, t) = setup().await;

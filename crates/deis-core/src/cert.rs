@@ -1,13 +1,14 @@
 //! TLS certificates and private keys uploaded with `deis certs:add`.
 //!
-//! Only parsing and description happen here; nothing is verified against a
-//! trust store, and expired certificates are accepted (as in Deis).
+//! Only parsing, description and the check that a key belongs to its
+//! certificate happen here; nothing is verified against a trust store, and
+//! expired certificates are accepted (as in Deis).
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
+use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo, X509Certificate, X509Name};
 
 use crate::{Error, Result};
 
@@ -78,6 +79,145 @@ pub fn parse_certificate(pem: &str) -> Result<CertificateInfo> {
 ///
 /// Messages never include key material.
 pub fn parse_private_key(pem: &str) -> Result<()> {
+    load_private_key(pem).map(|_| ())
+}
+
+/// Checks that the private key in `key_pem` belongs to the first
+/// certificate of `certificate_pem`: the public key the key implies is the
+/// certificate's subject public key (same algorithm, same curve, same
+/// value). A TLS server cannot serve a certificate with any other key.
+///
+/// Both are parsed as [`parse_certificate`] and [`parse_private_key`] do,
+/// with the same errors. Messages never include key material.
+pub fn check_key_pair(certificate_pem: &str, key_pem: &str) -> Result<()> {
+    let fail = |reason: &str| Error::invalid(format!("Could not load certificate: {reason}"));
+    let key = load_private_key(key_pem)?;
+    let der = first_block(certificate_pem, &["CERTIFICATE"]).map_err(|r| fail(&r))?;
+    let (_, cert) = X509Certificate::from_der(&der.1)
+        .map_err(|_| fail("the data is not a valid DER-encoded X.509 certificate"))?;
+    if key.matches(cert.public_key()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "Could not load private key: the key does not match the certificate's public key",
+        ))
+    }
+}
+
+// Algorithm and curve OIDs.
+const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+const RSASSA_PSS: &str = "1.2.840.113549.1.1.10";
+const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const ED25519: &str = "1.3.101.112";
+const ED448: &str = "1.3.101.113";
+const P256: &str = "1.2.840.10045.3.1.7";
+const P384: &str = "1.3.132.0.34";
+
+/// What a private key tells about its public key.
+enum PrivateKey {
+    /// The public modulus and exponent, big-endian without leading zeros.
+    Rsa { modulus: Vec<u8>, exponent: Vec<u8> },
+    /// The curve (when the key names it), the private scalar, and the
+    /// public point when the key carries it.
+    Ec {
+        curve: Option<String>,
+        scalar: Vec<u8>,
+        public: Option<Vec<u8>>,
+    },
+    /// Ed25519 or Ed448 (`oid`): the seed, and the public key when the key
+    /// carries it (PKCS#8 v2).
+    Eddsa {
+        oid: &'static str,
+        seed: Vec<u8>,
+        public: Option<Vec<u8>>,
+    },
+}
+
+impl PrivateKey {
+    /// Whether this key's public half is `spki`.
+    fn matches(&self, spki: &SubjectPublicKeyInfo<'_>) -> bool {
+        let algorithm = spki.algorithm.algorithm.to_id_string();
+        let public: &[u8] = &spki.subject_public_key.data;
+        match self {
+            Self::Rsa { modulus, exponent } => {
+                (algorithm == RSA_ENCRYPTION || algorithm == RSASSA_PSS)
+                    && pkcs1::RsaPublicKey::try_from(public).is_ok_and(|p| {
+                        p.modulus.as_bytes() == modulus.as_slice()
+                            && p.public_exponent.as_bytes() == exponent.as_slice()
+                    })
+            }
+            Self::Ec {
+                curve,
+                scalar,
+                public: carried,
+            } => {
+                if algorithm != EC_PUBLIC_KEY {
+                    return false;
+                }
+                let cert_curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|oid| oid.to_id_string());
+                if let (Some(key), Some(cert)) = (curve, &cert_curve)
+                    && key != cert
+                {
+                    return false;
+                }
+                let signing = match cert_curve.as_deref().or(curve.as_deref()) {
+                    Some(P256) => Some((&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, 32)),
+                    Some(P384) => Some((&ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING, 48)),
+                    _ => None,
+                };
+                // Derive the public point from the scalar where ring knows the
+                // curve (it wants an uncompressed point); elsewhere compare
+                // the point the key carries, if any.
+                match signing {
+                    Some((alg, len)) if public.first() == Some(&0x04) => fixed_length(scalar, len)
+                        .is_some_and(|scalar| {
+                            ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+                                alg,
+                                &scalar,
+                                public,
+                                &ring::rand::SystemRandom::new(),
+                            )
+                            .is_ok()
+                        }),
+                    _ => carried.as_deref().is_none_or(|point| point == public),
+                }
+            }
+            Self::Eddsa {
+                oid,
+                seed,
+                public: carried,
+            } => {
+                if algorithm != *oid {
+                    return false;
+                }
+                if *oid == ED25519 {
+                    ring::signature::Ed25519KeyPair::from_seed_and_public_key(seed, public).is_ok()
+                } else {
+                    carried.as_deref().is_none_or(|key| key == public)
+                }
+            }
+        }
+    }
+}
+
+/// A big-endian scalar as exactly `len` bytes (SEC1 says fixed length, but
+/// some encoders drop leading zeros).
+fn fixed_length(scalar: &[u8], len: usize) -> Option<Vec<u8>> {
+    let start = scalar.iter().position(|b| *b != 0).unwrap_or(scalar.len());
+    let digits = scalar.get(start..)?;
+    let pad = len.checked_sub(digits.len())?;
+    let mut out = vec![0; pad];
+    out.extend_from_slice(digits);
+    Some(out)
+}
+
+/// Parses a private key as [`parse_private_key`] describes.
+fn load_private_key(pem: &str) -> Result<PrivateKey> {
     let fail = |reason: &str| Error::invalid(format!("Could not load private key: {reason}"));
     if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || pem.contains("Proc-Type: 4,ENCRYPTED") {
         return Err(fail(
@@ -88,21 +228,32 @@ pub fn parse_private_key(pem: &str) -> Result<()> {
         first_block(pem, &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"]).map_err(|r| fail(&r))?;
     match tag.as_str() {
         "RSA PRIVATE KEY" => check_rsa(&der).map_err(|r| fail(&r)),
-        "EC PRIVATE KEY" => check_ec(&der).map_err(|r| fail(&r)),
+        "EC PRIVATE KEY" => check_ec(&der, None).map_err(|r| fail(&r)),
         _ => {
             let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice())
                 .map_err(|e| fail(&format!("the key is not valid PKCS#8 ({e})")))?;
             let oid = info.algorithm.oid.to_string();
             match oid.as_str() {
-                // rsaEncryption
-                "1.2.840.113549.1.1.1" => check_rsa(info.private_key).map_err(|r| fail(&r)),
-                // id-ecPublicKey
-                "1.2.840.10045.2.1" => check_ec(info.private_key).map_err(|r| fail(&r)),
+                RSA_ENCRYPTION => check_rsa(info.private_key).map_err(|r| fail(&r)),
+                EC_PUBLIC_KEY => {
+                    let curve = info.algorithm.parameters_oid().ok().map(|o| o.to_string());
+                    check_ec(info.private_key, curve).map_err(|r| fail(&r))
+                }
                 // Ed25519, Ed448: an OCTET STRING of 32 or 57 bytes.
-                "1.3.101.112" | "1.3.101.113" => {
-                    let want = if oid == "1.3.101.112" { 32 } else { 57 };
+                ED25519 | ED448 => {
+                    let (oid, want) = if oid == ED25519 {
+                        (ED25519, 32)
+                    } else {
+                        (ED448, 57)
+                    };
                     match info.private_key {
-                        [0x04, len, rest @ ..] if usize::from(*len) == want && rest.len() == want => Ok(()),
+                        [0x04, len, rest @ ..] if usize::from(*len) == want && rest.len() == want => {
+                            Ok(PrivateKey::Eddsa {
+                                oid,
+                                seed: rest.to_vec(),
+                                public: info.public_key.map(<[u8]>::to_vec),
+                            })
+                        }
                         _ => Err(fail("the EdDSA key is malformed")),
                     }
                 }
@@ -112,7 +263,7 @@ pub fn parse_private_key(pem: &str) -> Result<()> {
     }
 }
 
-fn check_rsa(der: &[u8]) -> std::result::Result<(), String> {
+fn check_rsa(der: &[u8]) -> std::result::Result<PrivateKey, String> {
     let key = pkcs1::RsaPrivateKey::try_from(der).map_err(|e| format!("the RSA key is malformed ({e})"))?;
     let n = key.modulus.as_bytes();
     let bits = n
@@ -127,15 +278,27 @@ fn check_rsa(der: &[u8]) -> std::result::Result<(), String> {
     if bits < 1024 {
         return Err("RSA keys must be at least 1024 bits long".to_owned());
     }
-    Ok(())
+    Ok(PrivateKey::Rsa {
+        modulus: key.modulus.as_bytes().to_vec(),
+        exponent: key.public_exponent.as_bytes().to_vec(),
+    })
 }
 
-fn check_ec(der: &[u8]) -> std::result::Result<(), String> {
+/// `curve`: the one PKCS#8 names around the SEC1 key, if any.
+fn check_ec(der: &[u8], curve: Option<String>) -> std::result::Result<PrivateKey, String> {
     let key = sec1::EcPrivateKey::try_from(der).map_err(|e| format!("the EC key is malformed ({e})"))?;
     if key.private_key.is_empty() {
         return Err("the EC key is malformed".to_owned());
     }
-    Ok(())
+    Ok(PrivateKey::Ec {
+        curve: curve.or_else(|| {
+            key.parameters
+                .and_then(sec1::EcParameters::named_curve)
+                .map(|oid| oid.to_string())
+        }),
+        scalar: key.private_key.to_vec(),
+        public: key.public_key.map(<[u8]>::to_vec),
+    })
 }
 
 /// Finds the first PEM block whose label is one of `tags`; returns (label, DER).

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use deis_core::ErrorKind;
-use deis_core::cert::{parse_certificate, parse_private_key};
+use deis_core::cert::{check_key_pair, parse_certificate, parse_private_key};
 
 fn fixture(name: &str) -> String {
     let path = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("tests run under cargo"))
@@ -153,6 +153,8 @@ fn private_keys() {
         "ec-sec1.key",
         "ec-pkcs8.key",
         "ed25519-pkcs8.key",
+        "ec-nopub.key",
+        "p384.key",
     ] {
         parse_private_key(&fixture(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     }
@@ -221,4 +223,66 @@ fn bad_private_keys() {
         }
         assert!(e.message.len() < 300, "{}", e.message);
     }
+}
+
+#[test]
+fn key_pairs_that_belong_together() {
+    for (cert, key) in [
+        ("san.crt", "rsa-pkcs1.key"),
+        ("san.crt", "rsa-pkcs8.key"),
+        ("wildcard.crt", "rsa-pkcs1.key"),
+        ("ec.crt", "ec-sec1.key"),
+        ("ec.crt", "ec-pkcs8.key"),
+        // No public point in the key: it is derived from the scalar.
+        ("ec.crt", "ec-nopub.key"),
+        ("p384.crt", "p384.key"),
+        // PKCS#8 v1: the seed alone.
+        ("ed25519.crt", "ed25519-pkcs8.key"),
+    ] {
+        check_key_pair(&fixture(cert), &fixture(key)).unwrap_or_else(|e| panic!("{cert} + {key}: {e}"));
+    }
+    // A bundle (leaf first, then its key) is fine too.
+    let bundle = format!("{}{}", fixture("san.crt"), fixture("rsa-pkcs1.key"));
+    check_key_pair(&bundle, &bundle).unwrap();
+}
+
+#[test]
+fn key_pairs_that_do_not_belong_together() {
+    for (cert, key) in [
+        // Same algorithm, another key: the case `certs:add` must refuse.
+        ("san.crt", "rsa-other.key"),
+        ("ec.crt", "ec-other.key"),
+        ("ed25519.crt", "ed25519-other.key"),
+        // Another algorithm or curve.
+        ("san.crt", "ec-sec1.key"),
+        ("ec.crt", "rsa-pkcs8.key"),
+        ("ec.crt", "p384.key"),
+        ("p384.crt", "ec-nopub.key"),
+        ("ed25519.crt", "ec-pkcs8.key"),
+        ("san.crt", "ed25519-pkcs8.key"),
+        // chain.pem's leaf is not the CA's key (which was discarded).
+        ("chain.pem", "rsa-pkcs1.key"),
+    ] {
+        let e = check_key_pair(&fixture(cert), &fixture(key))
+            .err()
+            .unwrap_or_else(|| panic!("{cert} + {key}: accepted"));
+        assert_eq!(e.kind, ErrorKind::InvalidArgument, "{cert} + {key}");
+        assert_eq!(
+            e.message, "Could not load private key: the key does not match the certificate's public key",
+            "{cert} + {key}"
+        );
+    }
+    // Unparsable input keeps the parsers' messages.
+    let e = check_key_pair("garbage", &fixture("rsa-pkcs1.key")).unwrap_err();
+    assert!(
+        e.message.starts_with("Could not load certificate: "),
+        "{}",
+        e.message
+    );
+    let e = check_key_pair(&fixture("san.crt"), "garbage").unwrap_err();
+    assert!(
+        e.message.starts_with("Could not load private key: "),
+        "{}",
+        e.message
+    );
 }

@@ -49,7 +49,9 @@ pub enum ListenerKind {
         /// Name of the route table.
         routes: String,
         /// Certificates by server name. A handshake whose SNI matches none
-        /// (or that sends no SNI) is refused.
+        /// (or that sends no SNI) is refused. A certificate that cannot be
+        /// served (unparsable, or a key that is not its own) is skipped
+        /// with a warning; the others are still served.
         certificates: Vec<SniCertificate>,
     },
     /// Raw TCP, proxied byte for byte to an endpoint of `cluster`.

@@ -77,16 +77,6 @@ pub enum ApplyError {
     /// Two listeners share a name.
     #[error("listener name {0:?} is used more than once")]
     DuplicateListener(String),
-    /// A certificate or its key does not parse, or they do not fit.
-    #[error("listener {listener:?} certificate for {server_names:?} is invalid: {reason}")]
-    Certificate {
-        /// The HTTPS listener.
-        listener: String,
-        /// The certificate's server names, comma-separated.
-        server_names: String,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// The TLS settings could not be built.
     #[error("listener {listener:?} TLS settings are invalid: {reason}")]
     Tls {

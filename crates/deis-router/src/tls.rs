@@ -15,6 +15,12 @@ use crate::router::ApplyError;
 
 /// Builds the TLS configuration of one HTTPS listener (ring provider, ALPN
 /// `h2` and `http/1.1`), checking every certificate and key.
+///
+/// A certificate that cannot be served (unparsable, or its key is not the
+/// certificate's) is left out with a warning: only its server names lose
+/// TLS (their handshakes are refused, as for an unknown name), and every
+/// other certificate is still served. One app's bad upload must not freeze
+/// the HTTPS configuration of all the others.
 pub(crate) fn server_config(
     listener: &str,
     certificates: &[SniCertificate],
@@ -22,12 +28,18 @@ pub(crate) fn server_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut resolver = SniResolver::default();
     for certificate in certificates {
-        let key = certified_key(certificate, &provider).map_err(|reason| ApplyError::Certificate {
-            listener: listener.to_owned(),
-            server_names: certificate.server_names.join(","),
-            reason,
-        })?;
-        let key = Arc::new(key);
+        let key = match certified_key(certificate, &provider) {
+            Ok(key) => Arc::new(key),
+            Err(reason) => {
+                tracing::warn!(
+                    listener,
+                    domains = %certificate.server_names.join(","),
+                    %reason,
+                    "skipped a certificate that cannot be served; its domains get no TLS"
+                );
+                continue;
+            }
+        };
         for name in &certificate.server_names {
             let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
             match name.strip_prefix('*') {
@@ -132,7 +144,10 @@ mod tests {
             certificate_chain: "not a certificate".into(),
             private_key: "not a key".into(),
         };
-        let err = server_config("https", &[cert]).unwrap_err();
-        assert!(err.to_string().contains("no PEM certificate"), "{err}");
+        let provider = rustls::crypto::ring::default_provider();
+        let err = certified_key(&cert, &provider).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        // The listener is still built, without that certificate.
+        assert!(server_config("https", &[cert]).is_ok());
     }
 }

@@ -252,6 +252,58 @@ async fn https_picks_the_certificate_by_sni_and_refuses_unknown_names() {
     router.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_with_the_wrong_key_is_skipped_and_the_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mism_cert, _) = self_signed(dir.path(), "mism.tls.localhost");
+    let (_, other_key) = self_signed(dir.path(), "other.tls.localhost");
+    let (good_cert, good_key) = self_signed(dir.path(), "good.tls.localhost");
+    let up = upstream("web").await;
+    // `deis certs:add mism www.crt other.key`, attached to its domain.
+    let mism = SniCertificate {
+        server_names: vec!["mism.tls.localhost".into()],
+        certificate_chain: mism_cert,
+        private_key: other_key,
+    };
+    let good = SniCertificate {
+        server_names: vec!["good.tls.localhost".into()],
+        certificate_chain: good_cert,
+        private_key: good_key,
+    };
+    let (router, _log) = router();
+    router
+        .apply(https_config(vec![mism.clone()], up.addr))
+        .await
+        .unwrap();
+    // Another app's valid certificate, attached later: served by SNI while
+    // the bad one is still in the feed.
+    router
+        .apply(https_config(vec![mism, good], up.addr))
+        .await
+        .unwrap();
+    let port = addr_of(&router, "https").port();
+    let (code, out, err) = curl(vec![
+        "--cacert".into(),
+        dir.path().join("good.tls.localhost.crt").display().to_string(),
+        "--resolve".into(),
+        format!("good.tls.localhost:{port}:127.0.0.1"),
+        format!("https://good.tls.localhost:{port}/"),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("upstream=web"), "{out}");
+    // Only the bad certificate's domain has no TLS.
+    let (code, _, err) = curl(vec![
+        "-k".into(),
+        "--resolve".into(),
+        format!("mism.tls.localhost:{port}:127.0.0.1"),
+        format!("https://mism.tls.localhost:{port}/"),
+    ])
+    .await;
+    assert_eq!(code, 35, "TLS handshake failure expected: {err}");
+    router.shutdown().await;
+}
+
 async fn echo_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

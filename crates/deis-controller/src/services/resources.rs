@@ -119,6 +119,8 @@ impl Api {
         validate::cert_name(&req.name).map_err(|e| e.on_field("name"))?;
         let info = cert::parse_certificate(&req.certificate).map_err(|e| e.on_field("certificate"))?;
         cert::parse_private_key(&req.key).map_err(|e| e.on_field("key"))?;
+        // A key of another certificate would only fail later, in the router.
+        cert::check_key_pair(&req.certificate, &req.key).map_err(|e| e.on_field("key"))?;
         let new = NewCertificate {
             name: req.name,
             certificate: req.certificate,
