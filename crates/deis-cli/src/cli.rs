@@ -148,7 +148,7 @@ mod tests {
     fn run_keeps_the_command_flags() -> Result<(), clap::Error> {
         let cli = Cli::try_parse_from(["deis", "run", "-a", "web", "ls", "-la", "--color"])?;
         match cli.command {
-            Command::Apps(apps::Cmd::Run { app, command }) => {
+            Command::Apps(apps::Cmd::Run { app, command, .. }) => {
                 assert_eq!(app.get(), Some("web"));
                 assert_eq!(command, ["ls", "-la", "--color"]);
             }

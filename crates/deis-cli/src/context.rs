@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use deis_client::proto::tonic::{Code, Response, Status};
-use deis_client::{ConnectOptions, DeisClient, describe_status};
+use deis_client::{ConnectOptions, DeisClient, describe_status, terminate};
 use tokio::sync::OnceCell;
 
 use crate::git::{self, AppRef, Builder};
@@ -114,11 +114,76 @@ pub(crate) async fn call_app<T>(
     app: &AppRef,
     rpc: impl Future<Output = Result<Response<T>, Status>>,
 ) -> Result<T> {
-    rpc.await.map(Response::into_inner).map_err(|status| {
-        let message = describe_status(&status);
-        match (status.code(), app.hint()) {
-            (Code::NotFound, Some(hint)) => anyhow!("{message} {hint}"),
-            _ => anyhow!(message),
+    rpc.await
+        .map(Response::into_inner)
+        .map_err(|status| anyhow!(describe_app_error(&status, app)))
+}
+
+/// The sentence for a failed app-scoped call, with the hint on naming the
+/// app only when the controller says the app itself does not exist (not a
+/// release, domain, user or process type of it).
+pub(crate) fn describe_app_error(status: &Status, app: &AppRef) -> String {
+    let message = describe_status(status);
+    match app.hint() {
+        Some(hint) if is_missing_app(status, &app.name) => format!("{} {hint}", terminate(&message)),
+        _ => message,
+    }
+}
+
+/// Whether `status` is the controller's "App <name> does not exist."
+fn is_missing_app(status: &Status, name: &str) -> bool {
+    status.code() == Code::NotFound
+        && status.message().trim().trim_end_matches('.') == format!("App {name} does not exist")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::AppSource;
+
+    fn guessed(name: &str) -> AppRef {
+        AppRef {
+            name: name.into(),
+            source: AppSource::Remote("deis".into()),
         }
-    })
+    }
+
+    #[test]
+    fn the_app_hint_follows_only_a_missing_app() {
+        let app = guessed("myapp");
+        let missing = describe_app_error(&Status::not_found("App myapp does not exist."), &app);
+        assert_eq!(
+            missing,
+            "App myapp does not exist. The app name `myapp` comes from git remote `deis`; pass -a <app> to choose another."
+        );
+        // Without the controller's full stop, one is added before the hint.
+        let bare = describe_app_error(&Status::not_found("App myapp does not exist"), &app);
+        assert!(
+            bare.starts_with("App myapp does not exist. The app name"),
+            "{bare}"
+        );
+        for other in [
+            "Container type worker does not exist in application",
+            "Release v99 does not exist.",
+            "Domain nothere.com on myapp does not exist.",
+            "User nosuchuser does not exist.",
+            "App other does not exist.",
+        ] {
+            assert_eq!(describe_app_error(&Status::not_found(other), &app), other);
+        }
+        let flagged = AppRef {
+            source: AppSource::Flag,
+            ..app
+        };
+        assert_eq!(
+            describe_app_error(&Status::not_found("App myapp does not exist."), &flagged),
+            "App myapp does not exist."
+        );
+        let from_dir = AppRef {
+            name: "shop".into(),
+            source: AppSource::Directory,
+        };
+        let text = describe_app_error(&Status::not_found("App shop does not exist."), &from_dir);
+        assert!(text.contains("guessed from the current directory"), "{text}");
+    }
 }

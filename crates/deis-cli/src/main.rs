@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::commands::Exit;
 use crate::context::Ctx;
 use crate::help::Plan;
@@ -36,8 +36,13 @@ fn main() -> ExitCode {
             Output::detect(false).text(&text);
             return ExitCode::SUCCESS;
         }
-        Plan::Parse(args) => match parse(args) {
-            Ok(cli) => cli,
+        Plan::Parse(args) => match parse(args.clone()) {
+            Ok(mut cli) => {
+                if let Command::Apps(cmd) = &mut cli.command {
+                    commands::apps::mark_run_terminator(cmd, &args);
+                }
+                cli
+            }
             Err(code) => return code,
         },
     };

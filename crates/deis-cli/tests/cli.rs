@@ -116,7 +116,7 @@ fn session(url: &str) {
     let bad = alice.run(&["login", url, "--username=alice", "--password=wrong"]);
     assert!(!bad.status.success());
     assert!(
-        text(&bad.stderr).contains("Unable to log in with provided credentials."),
+        text(&bad.stderr).contains("Unable to log in with provided credentials"),
         "{}",
         text(&bad.stderr)
     );
@@ -375,4 +375,203 @@ fn timeouts_and_limits(url: &str) {
     let json: serde_json::Value =
         serde_json::from_str(&carol.ok(&["limits", "--json", "-a", "slow"])).unwrap();
     assert_eq!(json["memory"]["web"], "512M");
+}
+
+/// Runs git in `dir` as `user` (their HOME keeps other git config out).
+fn git(user: &User, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", user.home.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// A registered user called `name`.
+fn registered(url: &str, name: &str) -> User {
+    let user = User::new();
+    user.ok(&[
+        "register",
+        url,
+        &format!("--username={name}"),
+        "--password=s3cret-pw",
+        &format!("--email={name}@example.com"),
+    ]);
+    user
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_git_remote_hint_follows_only_a_missing_app() {
+    let p = TestPlatform::start().await;
+    let url = p.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let alice = registered(&url, "alice");
+        git(&alice, alice.cwd.path(), &["init", "-q"]);
+        alice.ok(&["create", "myapp"]);
+        alice.ok(&["pull", "example/app:v1"]);
+
+        // Missing things of an existing app: the controller's sentence alone.
+        for (args, expected) in [
+            (
+                &["scale", "worker=1"][..],
+                "Container type worker does not exist in application",
+            ),
+            (&["releases:info", "v99"], "Release v99 does not exist."),
+            (
+                &["domains:remove", "nothere.com"],
+                "Domain nothere.com on myapp does not exist.",
+            ),
+            (&["perms:create", "nosuchuser"], "User nosuchuser does not exist."),
+        ] {
+            let err = alice.fails(args);
+            assert_eq!(err, format!("Error: {expected}\n"), "deis {args:?}");
+        }
+
+        // The app itself missing: the hint on where its name came from.
+        alice.ok(&["git:remote", "-a", "ghost", "--force"]);
+        let err = alice.fails(&["info"]);
+        assert_eq!(
+            err,
+            "Error: App ghost does not exist. The app name `ghost` comes from git remote `deis`; pass -a <app> to choose another.\n"
+        );
+        // Named with -a, there is nothing to explain.
+        assert_eq!(
+            alice.fails(&["info", "-a", "ghost"]),
+            "Error: App ghost does not exist.\n"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_errors_say_what_to_do_once() {
+    let p = TestPlatform::start().await;
+    let url = p.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let alice = registered(&url, "alice");
+        // Wrong credentials are a typing matter.
+        let err = alice.fails(&["login", &url, "--username=alice", "--password=wrong"]);
+        assert_eq!(
+            err,
+            "Error: Unable to log in with provided credentials; check the username and password.\n"
+        );
+        // So is a wrong current password.
+        let err = alice.fails(&["passwd", "--password=wrong", "--new-password=n3w-s3cret"]);
+        assert_eq!(err, "Error: Current password does not match.\n");
+
+        // A token the controller no longer knows: log in again, said once.
+        let path = alice.home.path().join(".deis/client.json");
+        let mut profile: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        profile["token"] = serde_json::json!("0".repeat(64));
+        std::fs::write(&path, profile.to_string()).unwrap();
+        let err = alice.fails(&["apps"]);
+        assert_eq!(err, "Error: Invalid token; log in again with `deis login`.\n");
+        assert_eq!(err.matches("log in").count(), 1, "{err}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_add_with_a_missing_file_says_so() {
+    let p = TestPlatform::start().await;
+    let url = p.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let alice = registered(&url, "alice");
+        // A key in ~/.ssh, so the picker would have something to offer.
+        let ssh = alice.home.path().join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        std::fs::write(
+            ssh.join("id_ed25519.pub"),
+            format!("{}\n", random_ed25519_public_key("alice@laptop")),
+        )
+        .unwrap();
+        for args in [
+            &["keys:add", "/nonexistent.pub"][..],
+            &["keys:add", "laptop", "/nonexistent.pub"],
+            &["keys:add", "/nonexistent.pub", "laptop"],
+        ] {
+            let out = alice.run(args);
+            assert_eq!(out.status.code(), Some(1), "deis {args:?}");
+            assert_eq!(
+                text(&out.stderr),
+                "Error: The key file /nonexistent.pub does not exist.\n",
+                "deis {args:?}"
+            );
+            assert_eq!(text(&out.stdout), "", "deis {args:?}");
+        }
+        assert!(!alice.ok(&["keys"]).contains("alice@laptop"));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_checks_the_git_remote_before_creating_the_app() {
+    let p = TestPlatform::start().await;
+    let url = p.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let alice = registered(&url, "alice");
+        let repo = alice.cwd.path();
+        git(&alice, repo, &["init", "-q"]);
+        alice.ok(&["create", "first"]);
+
+        // The `deis` remote is taken: nothing is created, and the error says
+        // how to go on.
+        let err = alice.fails(&["create", "another"]);
+        assert!(
+            err.starts_with("Error: A git remote named deis already exists (")
+                && err.contains("no app was created")
+                && err.contains("--remote <name>")
+                && err.contains("--no-remote"),
+            "{err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        let err = alice.fails(&["info", "-a", "another"]);
+        assert!(err.contains("App another does not exist."), "{err}");
+        // Nor for a generated name.
+        let before = alice.ok(&["apps"]);
+        alice.fails(&["create"]);
+        assert_eq!(alice.ok(&["apps"]), before);
+
+        // Either way out works, and the `deis` remote is left alone.
+        alice.ok(&["create", "another", "--remote", "second"]);
+        alice.ok(&["create", "third", "--no-remote"]);
+        let remotes = git(&alice, repo, &["remote", "-v"]);
+        assert!(
+            remotes.contains("deis\tssh://") && remotes.contains("/first.git"),
+            "{remotes}"
+        );
+        assert!(
+            remotes.contains("second\tssh://") && remotes.contains("/another.git"),
+            "{remotes}"
+        );
+        assert!(!remotes.contains("third.git"), "{remotes}");
+        // A remote already pointing at the app being created is fine.
+        let first_url = remotes_url(&remotes, "deis");
+        alice.ok(&["destroy", "-a", "first", "--confirm=first"]);
+        git(&alice, repo, &["remote", "add", "deis", &first_url]);
+        let out = alice.ok(&["create", "first"]);
+        assert!(
+            out.contains("already exists and is correctly configured"),
+            "{out}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// The push URL of `remote` in `git remote -v` output.
+fn remotes_url(remotes: &str, remote: &str) -> String {
+    remotes
+        .lines()
+        .find(|l| l.starts_with(&format!("{remote}\t")) && l.ends_with("(push)"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .to_owned()
 }

@@ -155,3 +155,82 @@ async fn run_errors_are_one_clear_sentence() {
             .any(|call| matches!(call, RecordedCall::Run { .. }))
     );
 }
+
+/// Runs git in `dir` (the user's HOME keeps the user's git config out).
+fn git(user: &User, args: &[&str]) {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(user.cwd.path())
+        .env("HOME", user.home.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .status()
+        .expect("run git");
+    assert!(status.success(), "git {args:?}");
+}
+
+/// The commands the scheduler ran for `app`.
+fn runs(p: &TestPlatform, app: &str) -> Vec<String> {
+    p.scheduler
+        .calls_for(app)
+        .into_iter()
+        .filter_map(|call| match call {
+            RecordedCall::Run { command, .. } => Some(command),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_takes_the_app_after_the_command_unless_after_a_double_dash() {
+    let p = TestPlatform::start().await;
+    let url = p.url.clone();
+    // Alice is in a checkout of `built` (its git remote names the app) and
+    // has a second app.
+    let outs = tokio::task::spawn_blocking(move || {
+        let alice = alice(&url);
+        alice.ok(&["create", "second", "--no-remote"]);
+        alice.ok(&["pull", "example/app:v1", "-a", "second"]);
+        git(&alice, &["init", "-q"]);
+        alice.ok(&["git:remote", "-a", "built"]);
+        [
+            alice.run(&["run", "echo $DEIS_APP", "-a", "second"]),
+            alice.run(&["run", "echo", "$DEIS_APP", "-a", "second"]),
+            alice.run(&["run", "echo $DEIS_APP", "--app", "second"]),
+            alice.run(&["run", "echo", "--app=second", "$DEIS_APP"]),
+            alice.run(&["run", "--", "ls", "-a"]),
+            alice.run(&["run", "-a", "second", "--", "ls", "--app=x", "--", "-a"]),
+            alice.run(&["run", "-a", "built", "echo", "-a", "second"]),
+        ]
+    })
+    .await
+    .unwrap();
+    for out in &outs[..4] {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains("Running 'echo $DEIS_APP'..."), "{err}");
+        assert_eq!(text(&out.stdout), "echo $DEIS_APP\n");
+    }
+    // After `--` everything is the command, verbatim, in the remote's app.
+    assert_eq!(outs[4].status.code(), Some(0), "{}", text(&outs[4].stderr));
+    assert!(text(&outs[4].stderr).contains("Running 'ls -a'..."));
+    assert_eq!(outs[5].status.code(), Some(0), "{}", text(&outs[5].stderr));
+    assert_eq!(runs(&p, "built"), ["ls -a"]);
+    assert_eq!(
+        runs(&p, "second"),
+        [
+            "echo $DEIS_APP",
+            "echo $DEIS_APP",
+            "echo $DEIS_APP",
+            "echo $DEIS_APP",
+            "ls --app=x -- -a"
+        ]
+    );
+    // The app twice is one sentence, and nothing runs.
+    assert_eq!(outs[6].status.code(), Some(1));
+    let err = text(&outs[6].stderr);
+    assert!(
+        err.starts_with("Error: The app is given twice (built and second)"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}

@@ -102,6 +102,10 @@ pub fn describe_status(status: &Status) -> String {
         }
     };
     match status.code() {
+        // The hint only where the controller has not already said how.
+        Code::Unauthenticated if message.contains("deis login") || message.contains("log in again") => {
+            terminate(message)
+        }
         Code::Unauthenticated => format!(
             "{} Run `deis login <controller>` to log in again.",
             terminate(&or("Not authenticated."))
@@ -139,7 +143,8 @@ pub fn describe_status(status: &Status) -> String {
 }
 
 /// Ends `text` with a full stop unless it already ends a sentence.
-fn terminate(text: &str) -> String {
+pub fn terminate(text: &str) -> String {
+    let text = text.trim_end();
     if text.ends_with(['.', '!', '?']) {
         text.to_owned()
     } else {
@@ -164,6 +169,16 @@ mod tests {
     fn not_found_message_is_shown_as_is() {
         let status = Status::not_found("No App matches the given query.");
         assert_eq!(describe_status(&status), "No App matches the given query.");
+    }
+
+    #[test]
+    fn the_login_hint_is_not_repeated() {
+        assert_eq!(
+            describe_status(&Status::unauthenticated(
+                "Invalid token; log in again with `deis login`."
+            )),
+            "Invalid token; log in again with `deis login`."
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 pub use deis_proto as proto;
 pub use deis_proto::v2;
-pub use error::{ClientError, describe_status};
+pub use error::{ClientError, describe_status, terminate};
 pub use interceptor::TokenInterceptor;
 pub use url::{ControllerUrl, DEFAULT_BUILDER_PORT};
 

@@ -1,5 +1,6 @@
 //! `apps:*`: create, list, inspect, open, logs, run, destroy, transfer.
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -98,7 +99,9 @@ pub(crate) enum Cmd {
     /// The command's output is printed as it runs, and deis exits with the
     /// command's exit code. Without --tty the command reads no input; with
     /// --tty it runs under a terminal wired to yours (for shells and
-    /// consoles). Put -- before a command that has its own options.
+    /// consoles). As in Deis, -a/--app may also follow the command's words;
+    /// put -- before a command that has options of its own, -a included
+    /// (`deis run -- ls -a`): everything after it is the command, verbatim.
     #[command(name = "apps:run", visible_alias = "run")]
     Run {
         #[command(flatten)]
@@ -111,6 +114,10 @@ pub(crate) enum Cmd {
             allow_hyphen_values = true
         )]
         command: Vec<String>,
+        /// Whether `--` came right before the command (clap drops it; see
+        /// [`mark_run_terminator`]).
+        #[arg(skip)]
+        after_terminator: bool,
     },
     /// Destroy an application
     ///
@@ -182,12 +189,90 @@ pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
                 logs(ctx, &s, &app, query).await
             }
         }
-        Cmd::Run { app, command } => {
-            run_command(ctx, &s, &s.app(app.get())?, &command.join(" "), app.tty).await
+        Cmd::Run {
+            app,
+            command,
+            after_terminator,
+        } => {
+            let (flag, command) = run_app_and_command(app.get(), command, after_terminator)?;
+            run_command(ctx, &s, &s.app(flag.as_deref())?, &command.join(" "), app.tty).await
         }
         Cmd::Destroy { app, confirm } => destroy(ctx, &s, &s.app(app.get())?, confirm).await,
         Cmd::Transfer { username, app } => transfer(ctx, &s, &s.app(app.get())?, &username).await,
     }
+}
+
+/// Records on a parsed `apps:run` whether its command followed a `--` that
+/// ended deis's options. Clap consumes that `--` without a trace, and the
+/// command is always the tail of the raw arguments `args`, so the `--` is
+/// the argument just before that tail (a `--` inside the command, such as
+/// the second one of `deis run -- -- x`, is part of the tail).
+pub(crate) fn mark_run_terminator(cmd: &mut Cmd, args: &[OsString]) {
+    if let Cmd::Run {
+        command,
+        after_terminator,
+        ..
+    } = cmd
+    {
+        *after_terminator = args.len().checked_sub(command.len() + 1).is_some_and(|at| {
+            args[at] == "--" && args[at + 1..].iter().zip(command.iter()).all(|(a, c)| *a == **c)
+        });
+    }
+}
+
+/// Splits `-a/--app` out of the words of `deis run`, as Deis's parser took
+/// the option wherever it appeared: `-a <app>`, `--app <app>` and
+/// `--app=<app>` among the command's words name the app (`-a<app>` does not:
+/// there it is far more often the command's own flags, as in `ls -al`), up
+/// to a literal `--`, which ends the options (it and everything after it
+/// stay in the command). After a `--` that came before the command, nothing is taken.
+/// `before` is the `-a` given before the command.
+fn run_app_and_command(
+    before: Option<&str>,
+    words: Vec<String>,
+    after_terminator: bool,
+) -> Result<(Option<String>, Vec<String>)> {
+    let mut app = before.map(str::to_owned);
+    if after_terminator {
+        return Ok((app, words));
+    }
+    let mut command = Vec::with_capacity(words.len());
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let value = match word.as_str() {
+            "--" => {
+                command.push(word);
+                command.extend(words.by_ref());
+                break;
+            }
+            "-a" | "--app" => match words.next() {
+                Some(value) if !value.is_empty() && !value.starts_with('-') => value,
+                _ => bail!(
+                    "{word} needs an app name after it; to pass {word} to the command instead, put -- before the command: deis run -- <command>"
+                ),
+            },
+            w if w.starts_with("--app=") => w["--app=".len()..].to_owned(),
+            _ => {
+                command.push(word);
+                continue;
+            }
+        };
+        if value.is_empty() {
+            bail!(
+                "{word} needs an app name; to pass {word} to the command instead, put -- before the command: deis run -- <command>"
+            );
+        }
+        if let Some(first) = &app {
+            bail!(
+                "The app is given twice ({first} and {value}); give -a/--app once, or put -- before the command to pass {word} to it."
+            );
+        }
+        app = Some(value);
+    }
+    if command.is_empty() {
+        bail!("no command to run; give it after the options: deis run [-a <app>] [--] <command>");
+    }
+    Ok((app, command))
 }
 
 async fn create(
@@ -198,6 +283,9 @@ async fn create(
     buildpack: Option<String>,
     remote: &str,
 ) -> Result<()> {
+    if !no_remote {
+        check_remote_free(&s.builder(), id.as_deref(), remote)?;
+    }
     let label = "Creating Application...";
     let request = CreateAppRequest {
         id: id.unwrap_or_default(),
@@ -237,6 +325,18 @@ async fn create(
         ctx.out.json(&app)?;
     }
     Ok(())
+}
+
+/// Refuses, before anything is created, to create an app whose git remote
+/// cannot be added because a remote of that name already points elsewhere
+/// (one already pointing at the named app is fine).
+fn check_remote_free(builder: &Builder, id: Option<&str>, remote: &str) -> Result<()> {
+    match git::remote_url(remote) {
+        Some(url) if id.is_none_or(|id| url != builder.repo_url(id)) => bail!(
+            "A git remote named {remote} already exists ({url}), so no app was created; pass --remote <name> to name the new app's remote differently, or --no-remote to create the app without one."
+        ),
+        _ => Ok(()),
+    }
 }
 
 async fn list(ctx: &Ctx, s: &Session, limit: i32) -> Result<()> {
@@ -448,7 +548,7 @@ async fn follow_logs(ctx: &Ctx, s: &Session, app: &AppRef, query: LogsQuery) -> 
             message = stream.message() => message,
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
-        let Some(message) = message.map_err(|status| anyhow::anyhow!("{}", status.message()))? else {
+        let Some(message) = message.map_err(|status| anyhow!(describe_status(&status)))? else {
             bail!(
                 "The log stream of {} ended; run the command again to resume.",
                 app.name
@@ -776,7 +876,7 @@ mod tests {
     fn run_takes_tty_only_before_the_command() {
         use clap::Parser;
         let parse = |args: &[&str]| match crate::cli::Cli::try_parse_from(args).map(|cli| cli.command) {
-            Ok(crate::cli::Command::Apps(Cmd::Run { app, command })) => (app.tty, command),
+            Ok(crate::cli::Command::Apps(Cmd::Run { app, command, .. })) => (app.tty, command),
             other => panic!("parsed as {other:?}"),
         };
         assert_eq!(
@@ -791,6 +891,106 @@ mod tests {
             parse(&["deis", "run", "ls", "-t"]),
             (false, vec!["ls".to_owned(), "-t".to_owned()])
         );
+    }
+
+    /// `deis <args>` as `apps:run` sees it: the app flag and the command.
+    fn run_words(args: &[&str]) -> Result<(Option<String>, Vec<String>)> {
+        use clap::Parser;
+        let raw: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let argv = std::iter::once(OsString::from("deis")).chain(raw.iter().cloned());
+        let mut command = crate::cli::Cli::try_parse_from(argv)?.command;
+        match &mut command {
+            crate::cli::Command::Apps(cmd) => mark_run_terminator(cmd, &raw),
+            other => bail!("parsed as {other:?}"),
+        }
+        match command {
+            crate::cli::Command::Apps(Cmd::Run {
+                app,
+                command,
+                after_terminator,
+            }) => run_app_and_command(app.get(), command, after_terminator),
+            other => bail!("parsed as {other:?}"),
+        }
+    }
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn run_takes_the_app_after_the_command_as_deis_did() -> Result<()> {
+        let second = Some("second".to_owned());
+        for args in [
+            &["run", "echo $DEIS_APP", "-a", "second"][..],
+            &["run", "echo $DEIS_APP", "--app", "second"],
+            &["run", "echo $DEIS_APP", "--app=second"],
+            &["apps:run", "echo", "-a", "second", "$DEIS_APP"],
+        ] {
+            let (app, command) = run_words(args)?;
+            assert_eq!(app, second, "{args:?}");
+            assert_eq!(command.join(" "), "echo $DEIS_APP", "{args:?}");
+        }
+        assert_eq!(run_words(&["run", "ls", "-al"])?, (None, words(&["ls", "-al"])));
+        assert_eq!(
+            run_words(&["run", "-a", "web", "ls", "-la", "-t"])?,
+            (Some("web".to_owned()), words(&["ls", "-la", "-t"]))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn run_keeps_everything_after_a_double_dash() -> Result<()> {
+        assert_eq!(
+            run_words(&["run", "--", "ls", "-a"])?,
+            (None, words(&["ls", "-a"]))
+        );
+        assert_eq!(
+            run_words(&["run", "-a", "web", "--", "ls", "--app=x", "--", "-a"])?,
+            (Some("web".to_owned()), words(&["ls", "--app=x", "--", "-a"]))
+        );
+        // A `--` inside the command after an earlier one is the command's.
+        assert_eq!(
+            run_words(&["run", "--", "--", "-a", "x"])?,
+            (None, words(&["--", "-a", "x"]))
+        );
+        // A `--` among the command's words ends the options there and stays.
+        assert_eq!(
+            run_words(&["run", "git", "-a", "web", "log", "--", "-a"])?,
+            (Some("web".to_owned()), words(&["git", "log", "--", "-a"]))
+        );
+        // A word that merely equals `--` elsewhere is not a terminator.
+        assert_eq!(
+            run_words(&["run", "echo", "--", "-a", "x"])?,
+            (None, words(&["echo", "--", "-a", "x"]))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn run_refuses_the_app_twice_or_without_a_name() {
+        let message = |args: &[&str]| run_words(args).err().map(|e| e.to_string()).unwrap_or_default();
+        for args in [
+            &["run", "-a", "first", "echo", "-a", "second"][..],
+            &["run", "echo", "--app=first", "-a", "second"],
+        ] {
+            let text = message(args);
+            assert!(
+                text.starts_with("The app is given twice (first and second)"),
+                "{text}"
+            );
+            assert_eq!(text.lines().count(), 1, "{text}");
+        }
+        for args in [
+            &["run", "ls", "-a"][..],
+            &["run", "ls", "-a", "--", "x"],
+            &["run", "ls", "--app="],
+        ] {
+            let text = message(args);
+            assert!(
+                text.contains("needs an app name") && text.contains("deis run --"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

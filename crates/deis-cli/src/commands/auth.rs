@@ -2,12 +2,12 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgAction, Subcommand};
-use deis_client::proto::tonic::{Code, Response};
+use deis_client::proto::tonic::{Code, Response, Status};
 use deis_client::v2::{
     CancelAccountRequest, ChangePasswordRequest, GetPlatformInfoRequest, GetPlatformInfoResponse,
     LoginRequest, RegenerateTokenRequest, RegisterRequest, WhoamiRequest,
 };
-use deis_client::{ControllerUrl, DeisClient, describe_status};
+use deis_client::{ControllerUrl, DeisClient, describe_status, terminate};
 use serde_json::json;
 
 use crate::context::{Ctx, call};
@@ -268,7 +268,13 @@ async fn do_login(
         username: username.to_owned(),
         password: password.to_owned(),
     };
-    let token = call(client.auth().login(request)).await?.token;
+    let token = client
+        .auth()
+        .login(request)
+        .await
+        .map_err(|status| anyhow!(login_error(&status)))?
+        .into_inner()
+        .token;
     let path = ctx.profile_path()?;
     let response_limit = profile::load_optional(&path).map_or(DEFAULT_RESPONSE_LIMIT, |p| p.response_limit);
     let saved = Profile {
@@ -314,11 +320,37 @@ async fn passwd(
         new_password,
         username: username.unwrap_or_default(),
     };
-    call(s.client().await?.auth().change_password(request))
-        .await
-        .context("Password change failed")?;
+    s.client().await?.auth().change_password(request).await.map_err(
+        |status| match wrong_current_password(&status) {
+            Some(sentence) => anyhow!(sentence),
+            None => anyhow!(describe_status(&status)).context("Password change failed"),
+        },
+    )?;
     ctx.out.say("Password change succeeded.");
     Ok(())
+}
+
+/// Why a login failed: refused credentials are a typing matter, not a
+/// matter of logging in again.
+fn login_error(status: &Status) -> String {
+    if status.code() != Code::Unauthenticated {
+        return describe_status(status);
+    }
+    let message = status.message().trim().trim_end_matches('.');
+    let message = if message.is_empty() {
+        "Unable to log in with provided credentials"
+    } else {
+        message
+    };
+    format!("{message}; check the username and password.")
+}
+
+/// The controller's "Current password does not match", as just that.
+fn wrong_current_password(status: &Status) -> Option<String> {
+    let message = status.message().trim();
+    (status.code() == Code::Unauthenticated
+        && message.trim_end_matches('.') == "Current password does not match")
+        .then(|| terminate(message))
 }
 
 /// Prints the saved token, as `heroku auth:token` does.

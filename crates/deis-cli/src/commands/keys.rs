@@ -120,14 +120,28 @@ pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
 }
 
 /// Accepts `[name] [file]` in either order: an argument naming an existing
-/// file is the file.
+/// file is the file, else one that looks like a path (so a mistyped path
+/// is reported, not taken for a name and followed by the key picker).
 fn order_arguments(name: Option<String>, file: Option<String>) -> (Option<String>, Option<String>) {
-    let is_file = |p: &Option<String>| p.as_deref().is_some_and(|p| Path::new(p).is_file());
+    let is_file = |p: &str| Path::new(p).is_file();
+    let as_file = |p: &str| is_file(p) || looks_like_path(p);
     match (name, file) {
-        (Some(only), None) if is_file(&Some(only.clone())) => (None, Some(only)),
-        (a, b) if is_file(&a) && !is_file(&b) => (b, a),
+        (Some(only), None) if as_file(&only) => (None, Some(only)),
+        (Some(a), Some(b)) if is_file(&a) && !is_file(&b) => (Some(b), Some(a)),
+        (Some(a), Some(b)) if !is_file(&b) && looks_like_path(&a) && !looks_like_path(&b) => {
+            (Some(b), Some(a))
+        }
         other => other,
     }
+}
+
+/// Whether `arg` reads as a file path rather than a key name: it has a
+/// directory part, starts with `.` or `~`, or ends in `.pub`.
+fn looks_like_path(arg: &str) -> bool {
+    arg.contains(std::path::MAIN_SEPARATOR)
+        || arg.contains('/')
+        || arg.starts_with(['.', '~'])
+        || arg.ends_with(".pub")
 }
 
 /// `ssh-ed25519 AAAAC3Nza...` → `ssh-ed25519 AAAA...0dh2l9GKJl` (Deis's
@@ -181,7 +195,13 @@ pub(crate) fn parse_key(text: &str, file: &Path) -> Result<PublicKey> {
 }
 
 fn read_key(file: &Path) -> Result<PublicKey> {
-    let text = fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = match fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            bail!("The key file {} does not exist.", file.display())
+        }
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", file.display())),
+    };
     parse_key(&text, file)
 }
 
@@ -267,6 +287,31 @@ mod tests {
         ] {
             assert!(parse_key(bad, Path::new("k.pub")).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_missing_path_is_the_file_not_a_name() {
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            order_arguments(some("/nonexistent.pub"), None),
+            (None, some("/nonexistent.pub"))
+        );
+        assert_eq!(order_arguments(some("laptop"), None), (some("laptop"), None));
+        assert_eq!(
+            order_arguments(some("keys/work.pub"), some("work")),
+            (some("work"), some("keys/work.pub"))
+        );
+        assert_eq!(
+            order_arguments(some("work"), some("keys/work.pub")),
+            (some("work"), some("keys/work.pub"))
+        );
+        let dir = std::env::temp_dir();
+        let missing = dir.join("deis-cli-no-such-key.pub");
+        let err = read_key(&missing)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert_eq!(err, format!("The key file {} does not exist.", missing.display()));
     }
 
     #[test]
