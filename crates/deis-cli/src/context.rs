@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use deis_client::proto::tonic::{Code, Response, Status};
+use deis_client::v2::{GetPlatformInfoRequest, GetPlatformInfoResponse};
 use deis_client::{ConnectOptions, DeisClient, describe_status, terminate};
 use tokio::sync::OnceCell;
 
@@ -72,6 +73,15 @@ pub(crate) struct Session {
 
 impl Session {
     /// The connection, carrying the profile's token (connects on first use).
+    /// What the platform says of itself (GetPlatformInfo), for notes that
+    /// are a nicety: `None` from a controller that cannot say.
+    pub(crate) async fn platform_info(&self) -> Option<GetPlatformInfoResponse> {
+        let client = self.client().await.ok()?;
+        call(client.platform().get_platform_info(GetPlatformInfoRequest {}))
+            .await
+            .ok()
+    }
+
     pub(crate) async fn client(&self) -> Result<&DeisClient> {
         let profile = &self.profile;
         self.client

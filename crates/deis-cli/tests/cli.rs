@@ -375,6 +375,27 @@ fn timeouts_and_limits(url: &str) {
     let json: serde_json::Value =
         serde_json::from_str(&carol.ok(&["limits", "--json", "-a", "slow"])).unwrap();
     assert_eq!(json["memory"]["web"], "512M");
+
+    // Autoscale rules are recorded, with a note that this runtime does not
+    // apply them.
+    let autoscale_note = "Note: autoscale rules are recorded but not applied by this platform's runtime";
+    let out = carol.ok(&[
+        "autoscale:set",
+        "web",
+        "--min=1",
+        "--max=3",
+        "--cpu-percent=60",
+        "-a",
+        "slow",
+    ]);
+    assert!(out.contains(autoscale_note), "{out}");
+    let out = carol.ok(&["autoscale", "-a", "slow"]);
+    assert!(
+        out.contains("Max Replicas: 3") && out.contains(autoscale_note),
+        "{out}"
+    );
+    let out = carol.ok(&["autoscale:unset", "web", "-a", "slow"]);
+    assert!(!out.contains(autoscale_note), "nothing left to note: {out}");
 }
 
 /// Runs git in `dir` as `user` (their HOME keeps other git config out).

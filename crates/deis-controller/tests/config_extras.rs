@@ -310,5 +310,6 @@ async fn platform_info_says_whether_limits_are_enforced() {
         .unwrap()
         .into_inner();
     assert_eq!(info.memory_limits, "not-enforced");
+    assert_eq!(info.autoscaling, "not-enforced");
     assert_eq!(info.cpu_limits, "not-enforced");
 }

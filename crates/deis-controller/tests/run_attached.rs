@@ -374,6 +374,7 @@ impl Scheduler for EchoScheduler {
         Capabilities {
             memory_limits: Enforcement::NotEnforced,
             cpu_limits: Enforcement::NotEnforced,
+            autoscaling: Enforcement::NotEnforced,
         }
     }
 }

@@ -735,6 +735,7 @@ impl Scheduler for KubeScheduler {
         Capabilities {
             memory_limits: Enforcement::Enforced,
             cpu_limits: Enforcement::Enforced,
+            autoscaling: Enforcement::Enforced,
         }
     }
 }

@@ -131,6 +131,8 @@ impl Limits {
             } else {
                 Enforcement::NotEnforced
             },
+            // Processes on one machine: the number of them is the user's.
+            autoscaling: Enforcement::NotEnforced,
         }
     }
 

@@ -351,6 +351,8 @@ pub struct Capabilities {
     pub memory_limits: Enforcement,
     /// `limits:set --cpu`.
     pub cpu_limits: Enforcement,
+    /// `autoscale:set`.
+    pub autoscaling: Enforcement,
 }
 
 /// A watch of endpoints that never change (runtimes without routing).

@@ -55,6 +55,7 @@ impl Scheduler for NoRuntime {
         Capabilities {
             memory_limits: Enforcement::NotEnforced,
             cpu_limits: Enforcement::NotEnforced,
+            autoscaling: Enforcement::NotEnforced,
         }
     }
 }

@@ -277,6 +277,7 @@ impl Scheduler for RecordingScheduler {
         Capabilities {
             memory_limits: Enforcement::NotEnforced,
             cpu_limits: Enforcement::NotEnforced,
+            autoscaling: Enforcement::NotEnforced,
         }
     }
 }

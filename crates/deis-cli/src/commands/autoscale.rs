@@ -7,7 +7,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::settings;
 use crate::cli::AppArg;
-use crate::context::Ctx;
+use crate::context::{Ctx, Session};
 use crate::output::sorted;
 use crate::pb;
 use crate::validate;
@@ -74,6 +74,9 @@ pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
                     rule.min, rule.max, rule.cpu_percent
                 ));
             }
+            if !current.autoscale.is_empty() {
+                note_if_not_applied(ctx, &s).await;
+            }
             return Ok(());
         }
         Cmd::Set {
@@ -110,7 +113,22 @@ pub(crate) async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
         autoscale: Some(pb::struct_from_json(fields)),
         ..Default::default()
     };
-    settings::update(ctx, &s, &app, &format!("{label} {}...", app.name), change)
-        .await
-        .map(drop)
+    let updated = settings::update(ctx, &s, &app, &format!("{label} {}...", app.name), change).await?;
+    if !updated.autoscale.is_empty() {
+        note_if_not_applied(ctx, &s).await;
+    }
+    Ok(())
 }
+
+/// Says so when the platform's runtime records autoscale rules without
+/// applying them (processes on one machine), as `limits` does for limits.
+async fn note_if_not_applied(ctx: &Ctx, s: &Session) {
+    if s.platform_info()
+        .await
+        .is_some_and(|info| info.autoscaling == "not-enforced")
+    {
+        ctx.out.say(NOT_APPLIED);
+    }
+}
+
+const NOT_APPLIED: &str = "Note: autoscale rules are recorded but not applied by this platform's runtime; they take effect on Kubernetes (--runtime kubernetes).";

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use deis_client::v2::{Config, GetPlatformInfoRequest, GetPlatformInfoResponse, SetConfigRequest};
+use deis_client::v2::{Config, GetPlatformInfoResponse, SetConfigRequest};
 
 use super::config;
 use crate::cli::AppArg;
-use crate::context::{Ctx, Session, call};
+use crate::context::{Ctx, Session};
 use crate::output::sorted;
 use crate::pb;
 use crate::validate::{self, LimitKind};
@@ -139,13 +139,9 @@ async fn print(ctx: &Ctx, s: &Session, app: &str, config: &Config) -> Result<()>
     }
     // Whether the runtime enforces them is a nicety: without an answer
     // (an older controller, a failed call) nothing more is said.
-    let info = match s.client().await {
-        Ok(client) => call(client.platform().get_platform_info(GetPlatformInfoRequest {}))
-            .await
-            .ok(),
-        Err(_) => None,
-    };
-    let notes = info
+    let notes = s
+        .platform_info()
+        .await
         .map(|info| enforcement_notes(config, &info))
         .unwrap_or_default();
     if !notes.is_empty() {

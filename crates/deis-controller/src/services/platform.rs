@@ -26,6 +26,7 @@ impl PlatformService for Api {
             registration_mode: c.registration_mode.as_str().into(),
             memory_limits: capabilities.memory_limits.as_str().into(),
             cpu_limits: capabilities.cpu_limits.as_str().into(),
+            autoscaling: capabilities.autoscaling.as_str().into(),
         }))
     }
 }

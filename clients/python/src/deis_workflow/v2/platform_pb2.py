@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x65is/v2/platform.proto\x12\x07\x64\x65is.v2\x1a\x1cgoogle/api/annotations.proto\"\x18\n\x16GetPlatformInfoRequest\"\xd3\x01\n\x17GetPlatformInfoResponse\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x18\n\x10platform_version\x18\x02 \x01(\t\x12\x14\n\x0c\x62uilder_host\x18\x03 \x01(\t\x12\x14\n\x0c\x62uilder_port\x18\x04 \x01(\x05\x12\x17\n\x0fplatform_domain\x18\x05 \x01(\t\x12\x19\n\x11registration_mode\x18\x06 \x01(\t\x12\x15\n\rmemory_limits\x18\x07 \x01(\t\x12\x12\n\ncpu_limits\x18\x08 \x01(\t2y\n\x0fPlatformService\x12\x66\n\x0fGetPlatformInfo\x12\x1f.deis.v2.GetPlatformInfoRequest\x1a .deis.v2.GetPlatformInfoResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v2/infob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x65is/v2/platform.proto\x12\x07\x64\x65is.v2\x1a\x1cgoogle/api/annotations.proto\"\x18\n\x16GetPlatformInfoRequest\"\xe8\x01\n\x17GetPlatformInfoResponse\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x18\n\x10platform_version\x18\x02 \x01(\t\x12\x14\n\x0c\x62uilder_host\x18\x03 \x01(\t\x12\x14\n\x0c\x62uilder_port\x18\x04 \x01(\x05\x12\x17\n\x0fplatform_domain\x18\x05 \x01(\t\x12\x19\n\x11registration_mode\x18\x06 \x01(\t\x12\x15\n\rmemory_limits\x18\x07 \x01(\t\x12\x12\n\ncpu_limits\x18\x08 \x01(\t\x12\x13\n\x0b\x61utoscaling\x18\t \x01(\t2y\n\x0fPlatformService\x12\x66\n\x0fGetPlatformInfo\x12\x1f.deis.v2.GetPlatformInfoRequest\x1a .deis.v2.GetPlatformInfoResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v2/infob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,7 +37,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPLATFORMINFOREQUEST']._serialized_start=65
   _globals['_GETPLATFORMINFOREQUEST']._serialized_end=89
   _globals['_GETPLATFORMINFORESPONSE']._serialized_start=92
-  _globals['_GETPLATFORMINFORESPONSE']._serialized_end=303
-  _globals['_PLATFORMSERVICE']._serialized_start=305
-  _globals['_PLATFORMSERVICE']._serialized_end=426
+  _globals['_GETPLATFORMINFORESPONSE']._serialized_end=324
+  _globals['_PLATFORMSERVICE']._serialized_start=326
+  _globals['_PLATFORMSERVICE']._serialized_end=447
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ class GetPlatformInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetPlatformInfoResponse(_message.Message):
-    __slots__ = ("api_version", "platform_version", "builder_host", "builder_port", "platform_domain", "registration_mode", "memory_limits", "cpu_limits")
+    __slots__ = ("api_version", "platform_version", "builder_host", "builder_port", "platform_domain", "registration_mode", "memory_limits", "cpu_limits", "autoscaling")
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_VERSION_FIELD_NUMBER: _ClassVar[int]
     BUILDER_HOST_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class GetPlatformInfoResponse(_message.Message):
     REGISTRATION_MODE_FIELD_NUMBER: _ClassVar[int]
     MEMORY_LIMITS_FIELD_NUMBER: _ClassVar[int]
     CPU_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    AUTOSCALING_FIELD_NUMBER: _ClassVar[int]
     api_version: str
     platform_version: str
     builder_host: str
@@ -27,4 +28,5 @@ class GetPlatformInfoResponse(_message.Message):
     registration_mode: str
     memory_limits: str
     cpu_limits: str
-    def __init__(self, api_version: _Optional[str] = ..., platform_version: _Optional[str] = ..., builder_host: _Optional[str] = ..., builder_port: _Optional[int] = ..., platform_domain: _Optional[str] = ..., registration_mode: _Optional[str] = ..., memory_limits: _Optional[str] = ..., cpu_limits: _Optional[str] = ...) -> None: ...
+    autoscaling: str
+    def __init__(self, api_version: _Optional[str] = ..., platform_version: _Optional[str] = ..., builder_host: _Optional[str] = ..., builder_port: _Optional[int] = ..., platform_domain: _Optional[str] = ..., registration_mode: _Optional[str] = ..., memory_limits: _Optional[str] = ..., cpu_limits: _Optional[str] = ..., autoscaling: _Optional[str] = ...) -> None: ...

@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file deis/v2/platform.proto.
  */
 export const file_deis_v2_platform: GenFile = /*@__PURE__*/
-  fileDesc("ChZkZWlzL3YyL3BsYXRmb3JtLnByb3RvEgdkZWlzLnYyIhgKFkdldFBsYXRmb3JtSW5mb1JlcXVlc3Qi0wEKF0dldFBsYXRmb3JtSW5mb1Jlc3BvbnNlEhMKC2FwaV92ZXJzaW9uGAEgASgJEhgKEHBsYXRmb3JtX3ZlcnNpb24YAiABKAkSFAoMYnVpbGRlcl9ob3N0GAMgASgJEhQKDGJ1aWxkZXJfcG9ydBgEIAEoBRIXCg9wbGF0Zm9ybV9kb21haW4YBSABKAkSGQoRcmVnaXN0cmF0aW9uX21vZGUYBiABKAkSFQoNbWVtb3J5X2xpbWl0cxgHIAEoCRISCgpjcHVfbGltaXRzGAggASgJMnkKD1BsYXRmb3JtU2VydmljZRJmCg9HZXRQbGF0Zm9ybUluZm8SHy5kZWlzLnYyLkdldFBsYXRmb3JtSW5mb1JlcXVlc3QaIC5kZWlzLnYyLkdldFBsYXRmb3JtSW5mb1Jlc3BvbnNlIhCC0+STAgoSCC92Mi9pbmZvYgZwcm90bzM", [file_google_api_annotations]);
+  fileDesc("ChZkZWlzL3YyL3BsYXRmb3JtLnByb3RvEgdkZWlzLnYyIhgKFkdldFBsYXRmb3JtSW5mb1JlcXVlc3Qi6AEKF0dldFBsYXRmb3JtSW5mb1Jlc3BvbnNlEhMKC2FwaV92ZXJzaW9uGAEgASgJEhgKEHBsYXRmb3JtX3ZlcnNpb24YAiABKAkSFAoMYnVpbGRlcl9ob3N0GAMgASgJEhQKDGJ1aWxkZXJfcG9ydBgEIAEoBRIXCg9wbGF0Zm9ybV9kb21haW4YBSABKAkSGQoRcmVnaXN0cmF0aW9uX21vZGUYBiABKAkSFQoNbWVtb3J5X2xpbWl0cxgHIAEoCRISCgpjcHVfbGltaXRzGAggASgJEhMKC2F1dG9zY2FsaW5nGAkgASgJMnkKD1BsYXRmb3JtU2VydmljZRJmCg9HZXRQbGF0Zm9ybUluZm8SHy5kZWlzLnYyLkdldFBsYXRmb3JtSW5mb1JlcXVlc3QaIC5kZWlzLnYyLkdldFBsYXRmb3JtSW5mb1Jlc3BvbnNlIhCC0+STAgoSCC92Mi9pbmZvYgZwcm90bzM", [file_google_api_annotations]);
 
 /**
  * GetPlatformInfo's input.
@@ -88,6 +88,15 @@ export type GetPlatformInfoResponse = Message<"deis.v2.GetPlatformInfoResponse">
    * @generated from field: string cpu_limits = 8;
    */
   cpuLimits: string;
+
+  /**
+   * Whether the runtime applies autoscale rules: "enforced" (a
+   * HorizontalPodAutoscaler per process type on Kubernetes) or
+   * "not-enforced" (recorded only).
+   *
+   * @generated from field: string autoscaling = 9;
+   */
+  autoscaling: string;
 };
 
 /**
