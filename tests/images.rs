@@ -217,7 +217,7 @@ fn a_dockerfile_app_deploys_through_git_push_and_deis_pull_promotes_its_image() 
         "test -t 0 && echo \"terminal-$((40+2))\"; exit 7\n",
     );
     assert_eq!(code, Some(7), "{shown}");
-    assert!(shown.contains("terminal-43"), "{shown}");
+    assert!(shown.contains("terminal-42"), "{shown}");
 
     // A scale-up runs a second container beside the first.
     ok(home, &["ps:scale", "cmd=2", "-a", "promoted"]);

@@ -304,7 +304,7 @@ fn story(database_url: Option<&str>, runtime: &tokio::runtime::Handle) {
         "test -t 0 && echo \"$GREETING-$((40+2))\"; exit 7\n",
     );
     assert_eq!(code, Some(7), "{shown}");
-    assert!(shown.contains("hi-43"), "{shown}");
+    assert!(shown.contains("hi-42"), "{shown}");
 
     // ps:scale web=2: two processes, each serving on its own port, and the
     // router sends requests to both.

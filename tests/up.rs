@@ -20,6 +20,21 @@ async fn up_serves_the_cli_and_resumes_after_ctrl_c() {
         .unwrap();
 }
 
+/// Runs `deis-workflow up` on `data` with `extra` arguments, which must
+/// refuse to start and say `why`.
+fn up_refuses(data: &std::path::Path, extra: &[&std::ffi::OsStr], why: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
+        .args(["up", "--controller-addr", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains(why), "{said}");
+}
+
 fn register_admin(home: &std::path::Path, url: &str) {
     ok(
         home,
@@ -41,20 +56,14 @@ fn scenario(database_url: Option<&str>) {
 
     // A second platform on the same data directory would run every app
     // twice and stop the first one's processes: it is refused at once.
-    let second = Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
-        .args(["up", "--controller-addr", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&second.stderr);
-    assert!(!second.status.success(), "{said}");
-    assert!(
-        said.contains(&format!(
+    up_refuses(
+        data.path(),
+        &[],
+        &format!(
             "the data directory {} is in use by another deis-workflow (pid {})",
             data.path().display(),
             server.child.id()
-        )),
-        "{said}"
+        ),
     );
     ok(home.path(), &["create", "persisted", "--no-remote"]);
     ok(home.path(), &["config:set", "KEEP=me", "-a", "persisted"]);
@@ -212,24 +221,16 @@ fn logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
 fn a_platform_certificate_with_another_certificates_key_is_refused_at_start() {
     let fixtures =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/deis-core/tests/fixtures/certs");
+    let (cert, key) = (fixtures.join("san.crt"), fixtures.join("rsa-other.key"));
     let data = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
-        .args(["up", "--controller-addr", "127.0.0.1:0", "--platform-cert"])
-        .arg(fixtures.join("san.crt"))
-        .arg("--platform-key")
-        .arg(fixtures.join("rsa-other.key"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{said}");
-    assert!(
-        said.contains(&format!(
-            "{} is not the private key of {}",
-            fixtures.join("rsa-other.key").display(),
-            fixtures.join("san.crt").display()
-        )),
-        "{said}"
+    up_refuses(
+        data.path(),
+        &[
+            "--platform-cert".as_ref(),
+            cert.as_os_str(),
+            "--platform-key".as_ref(),
+            key.as_os_str(),
+        ],
+        &format!("{} is not the private key of {}", key.display(), cert.display()),
     );
 }
