@@ -66,9 +66,25 @@ fn main() -> ExitCode {
 /// Parses with clap; help and version requests print and succeed, usage
 /// errors print one `Error:` sentence plus the usage line.
 fn parse(args: Vec<OsString>) -> Result<Cli, ExitCode> {
-    let command = Cli::command().override_help(help::overview());
+    // The subcommand, for the help pointer: the first word that is neither
+    // a flag nor the profile given to `-c`/`--config`.
+    let mut words = args.iter().filter_map(|arg| arg.to_str());
+    let mut command = None;
+    while let Some(word) = words.next() {
+        match word {
+            "-c" | "--config" => {
+                words.next();
+            }
+            flag if flag.starts_with('-') => {}
+            word => {
+                command = Some(word.to_owned());
+                break;
+            }
+        }
+    }
     let argv = std::iter::once(OsString::from("deis")).chain(args);
-    let result = command
+    let result = Cli::command()
+        .override_help(help::overview())
         .try_get_matches_from(argv)
         .and_then(|m| Cli::from_arg_matches(&m));
     match result {
@@ -79,20 +95,28 @@ fn parse(args: Vec<OsString>) -> Result<Cli, ExitCode> {
             Err(ExitCode::SUCCESS)
         }
         Err(err) => {
-            eprintln!("Error: {}", usage_error(&err.render().to_string()));
+            eprintln!(
+                "Error: {}",
+                usage_error(&err.render().to_string(), command.as_deref())
+            );
             Err(ExitCode::FAILURE)
         }
     }
 }
 
-/// Condenses clap's multi-line error into `<sentence>\n<usage line>`.
-fn usage_error(rendered: &str) -> String {
+/// Condenses clap's multi-line error into `<sentence>\n<usage line>`, or,
+/// where clap gives no usage (an invalid value), `<sentence>` and a pointer
+/// to `command`'s help.
+fn usage_error(rendered: &str, command: Option<&str>) -> String {
     let mut sentence = Vec::new();
     let mut usage = None;
     for line in rendered.lines() {
         let line = line.trim();
         if let Some(u) = line.strip_prefix("Usage:") {
             usage = Some(u.trim().to_owned());
+            break;
+        }
+        if line.starts_with("For more information") {
             break;
         }
         if !line.is_empty() && !line.starts_with("tip:") {
@@ -103,6 +127,9 @@ fn usage_error(rendered: &str) -> String {
     if let Some(usage) = usage {
         let command = usage.split_whitespace().nth(1).unwrap_or("");
         text.push_str(&format!("\nUsage: {usage}\nSee 'deis help {command}'."));
+    } else if let Some(command) = command {
+        text = deis_client::terminate(&text);
+        text.push_str(&format!("\nSee 'deis help {command}'."));
     }
     text
 }

@@ -300,6 +300,13 @@ fn usage_errors_are_one_error_line_plus_usage() -> TestResult {
         "{text}"
     );
     assert!(text.contains("Usage: deis builds:create"), "{text}");
+    // An invalid value: the sentence, then where to read more.
+    let out = env.run(&["logs", "-n", "0", "-a", "x"])?;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "Error: invalid value '0' for '--lines <N>': 0 is not in 1..=2147483647.\nSee 'deis help logs'.\n"
+    );
     Ok(())
 }
 

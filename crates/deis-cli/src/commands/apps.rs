@@ -819,10 +819,10 @@ async fn destroy(ctx: &Ctx, s: &Session, app: &AppRef, confirm: Option<String>) 
     }
     let started = Instant::now();
     ctx.out.say(format!("Destroying {id}..."));
-    let label = format!("Destroying {id}...");
+    // The line above already names the app; the spinner says what it waits for.
     ctx.out
         .progress(
-            &label,
+            "stopping its processes and removing its routes and data",
             call_app(
                 app,
                 s.client()
