@@ -228,7 +228,24 @@ impl UpServer {
 
 impl Drop for UpServer {
     fn drop(&mut self) {
+        // A failing test gets here mid-way: stop the platform as Ctrl-C
+        // would, so it stops the podman containers it started (a SIGKILL
+        // would leave them running on the machine), and kill it only if
+        // that takes too long.
+        if std::thread::panicking() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
