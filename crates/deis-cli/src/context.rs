@@ -72,7 +72,6 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// The connection, carrying the profile's token (connects on first use).
     /// What the platform says of itself (GetPlatformInfo), for notes that
     /// are a nicety: `None` from a controller that cannot say.
     pub(crate) async fn platform_info(&self) -> Option<GetPlatformInfoResponse> {
@@ -82,6 +81,7 @@ impl Session {
             .ok()
     }
 
+    /// The connection, carrying the profile's token (connects on first use).
     pub(crate) async fn client(&self) -> Result<&DeisClient> {
         let profile = &self.profile;
         self.client

@@ -34,14 +34,28 @@ pub struct CertificateInfo {
     pub subject: String,
 }
 
+fn certificate_error(reason: &str) -> Error {
+    Error::invalid(format!("Could not load certificate: {reason}"))
+}
+
+/// Calls `with` on the first certificate of a PEM chain, parsed, and its DER.
+fn with_first_certificate<T>(
+    pem: &str,
+    with: impl FnOnce(&X509Certificate<'_>, &[u8]) -> Result<T>,
+) -> Result<T> {
+    let (_, der) = first_block(pem, &["CERTIFICATE"]).map_err(|r| certificate_error(&r))?;
+    // The parser's error is a nom/DER debug dump; a plain reason reads better.
+    let (_, cert) = X509Certificate::from_der(&der)
+        .map_err(|_| certificate_error("the data is not a valid DER-encoded X.509 certificate"))?;
+    with(&cert, &der)
+}
+
 /// Parses the first certificate of a PEM chain and describes it.
 pub fn parse_certificate(pem: &str) -> Result<CertificateInfo> {
-    let fail = |reason: &str| Error::invalid(format!("Could not load certificate: {reason}"));
-    let der = first_block(pem, &["CERTIFICATE"]).map_err(|r| fail(&r))?;
-    // The parser's error is a nom/DER debug dump; a plain reason reads better.
-    let (_, cert) = X509Certificate::from_der(&der.1)
-        .map_err(|_| fail("the data is not a valid DER-encoded X.509 certificate"))?;
+    with_first_certificate(pem, describe_certificate)
+}
 
+fn describe_certificate(cert: &X509Certificate<'_>, der: &[u8]) -> Result<CertificateInfo> {
     let subject = cert.subject();
     let common_name = subject
         .iter_common_name()
@@ -58,15 +72,20 @@ pub fn parse_certificate(pem: &str) -> Result<CertificateInfo> {
             }
         }
         Ok(None) => {}
-        Err(e) => return Err(fail(&format!("invalid subjectAltName extension ({e})"))),
+        Err(e) => {
+            return Err(certificate_error(&format!(
+                "invalid subjectAltName extension ({e})"
+            )));
+        }
     }
     let time = |t: i64| {
-        DateTime::<Utc>::from_timestamp(t, 0).ok_or_else(|| fail("the validity dates are out of range"))
+        DateTime::<Utc>::from_timestamp(t, 0)
+            .ok_or_else(|| certificate_error("the validity dates are out of range"))
     };
     Ok(CertificateInfo {
         common_name,
         san,
-        fingerprint: colon_hex_upper(&Sha256::digest(&der.1)),
+        fingerprint: colon_hex_upper(&Sha256::digest(der)),
         expires: time(cert.validity().not_after.timestamp())?,
         starts: time(cert.validity().not_before.timestamp())?,
         issuer: slash_name(cert.issuer()),
@@ -90,18 +109,16 @@ pub fn parse_private_key(pem: &str) -> Result<()> {
 /// Both are parsed as [`parse_certificate`] and [`parse_private_key`] do,
 /// with the same errors. Messages never include key material.
 pub fn check_key_pair(certificate_pem: &str, key_pem: &str) -> Result<()> {
-    let fail = |reason: &str| Error::invalid(format!("Could not load certificate: {reason}"));
     let key = load_private_key(key_pem)?;
-    let der = first_block(certificate_pem, &["CERTIFICATE"]).map_err(|r| fail(&r))?;
-    let (_, cert) = X509Certificate::from_der(&der.1)
-        .map_err(|_| fail("the data is not a valid DER-encoded X.509 certificate"))?;
-    if key.matches(cert.public_key()) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "Could not load private key: the key does not match the certificate's public key",
-        ))
-    }
+    with_first_certificate(certificate_pem, |cert, _| {
+        if key.matches(cert.public_key()) {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "Could not load private key: the key does not match the certificate's public key",
+            ))
+        }
+    })
 }
 
 // Algorithm and curve OIDs.
