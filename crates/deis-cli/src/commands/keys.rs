@@ -138,10 +138,7 @@ fn order_arguments(name: Option<String>, file: Option<String>) -> (Option<String
 /// Whether `arg` reads as a file path rather than a key name: it has a
 /// directory part, starts with `.` or `~`, or ends in `.pub`.
 fn looks_like_path(arg: &str) -> bool {
-    arg.contains(std::path::MAIN_SEPARATOR)
-        || arg.contains('/')
-        || arg.starts_with(['.', '~'])
-        || arg.ends_with(".pub")
+    arg.contains('/') || arg.starts_with(['.', '~']) || arg.ends_with(".pub")
 }
 
 /// `ssh-ed25519 AAAAC3Nza...` → `ssh-ed25519 AAAA...0dh2l9GKJl` (Deis's
