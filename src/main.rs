@@ -217,6 +217,11 @@ struct RuntimeOpts {
     /// Labels of this machine for `deis tags` (key=value, comma-separated).
     #[arg(long, env = "DEIS_NODE_LABELS", value_delimiter = ',')]
     node_labels: Vec<String>,
+    /// Local runtime: run each slug app as an operating-system user of its
+    /// own, which can read neither the platform's files nor other apps'
+    /// (needs root).
+    #[arg(long, env = "DEIS_APP_USERS")]
+    app_users: bool,
     /// Kubernetes: the image that runs buildpack slugs (`/runner/init`): the platform image.
     #[arg(long, env = "DEIS_SLUGRUNNER_IMAGE", default_value = deis_kubernetes::build::DEFAULT_IMAGE)]
     slugrunner_image: String,
@@ -235,7 +240,22 @@ struct RuntimeOpts {
     deploy_batches: i32,
 }
 
+/// The local runtime's directory in the data directory.
+const RUNTIME_DIR: &str = "runtime";
+
 impl RuntimeOpts {
+    /// With `--app-users`: makes the data directory searchable by the apps'
+    /// users (they must reach their slugs in the runtime's directory) and
+    /// everything else in it private. Called again once every component
+    /// has created its files.
+    fn lock_down(&self, data_dir: &Path) -> Result<()> {
+        if self.app_users && matches!(self.runtime, RuntimeKind::Local) {
+            deis_runtime::open_to_app_users(data_dir, RUNTIME_DIR)
+                .with_context(|| format!("cannot prepare {} for app users", data_dir.display()))?;
+        }
+        Ok(())
+    }
+
     /// The scheduler to give the controller.
     async fn start(
         &self,
@@ -254,10 +274,14 @@ impl RuntimeOpts {
                         .with_context(|| format!("node label {label:?} is not key=value"))?;
                     node_labels.insert(key.trim().to_owned(), value.trim().to_owned());
                 }
+                if self.app_users {
+                    self.lock_down(data_dir)?;
+                }
                 let config = RuntimeConfig {
-                    state_dir: data_dir.join("runtime"),
+                    state_dir: data_dir.join(RUNTIME_DIR),
                     node_labels,
                     containers,
+                    app_users: self.app_users,
                 };
                 Arc::new(
                     LocalRuntime::start(config, objects, logs).context("cannot start the local runtime")?,
@@ -379,9 +403,15 @@ pub(crate) fn ensure_data_dir(dir: Option<&Path>) -> Result<PathBuf> {
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict permissions of {}", dir.display()))?;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // 0711 (searchable, set for `--app-users`) is left as it is.
+        let mode = std::fs::metadata(&dir)
+            .with_context(|| format!("cannot read the data directory {}", dir.display()))?
+            .mode();
+        if mode & 0o066 != 0 {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict permissions of {}", dir.display()))?;
+        }
     }
     Ok(dir)
 }
@@ -767,6 +797,7 @@ async fn up(args: UpArgs) -> Result<()> {
     .serve(&args.metrics, metrics::Component::Controller)
     .await?;
 
+    args.runtime.lock_down(&data_dir)?;
     println!("deis-workflow {} is up.", env!("CARGO_PKG_VERSION"));
     println!();
     println!("  Controller   {controller_url}");
@@ -887,6 +918,7 @@ async fn controller(args: ControllerArgs) -> Result<()> {
     }
     .serve(&args.metrics, metrics::Component::Controller)
     .await?;
+    args.runtime.lock_down(&data_dir)?;
     tracing::info!(addr = %listener.local_addr()?, "controller listening");
     if let Some(rest) = &rest_listener {
         tracing::info!(addr = %rest.local_addr()?, "REST API listening");

@@ -234,3 +234,93 @@ fn a_platform_certificate_with_another_certificates_key_is_refused_at_start() {
         &format!("{} is not the private key of {}", key.display(), cert.display()),
     );
 }
+
+/// The uid a process runs as (`Uid:` of /proc/PID/status, real uid).
+fn uid_of(pid: i32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+        .unwrap()
+}
+
+/// `deis run` in `app`; returns whether it succeeded and what the command
+/// printed (its standard output, then its errors).
+fn run_in(home: &std::path::Path, app: &str, command: &str) -> (bool, String) {
+    let out = support::up::deis(home, &["run", "-a", app, "--", command]);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    let errors = errors.trim_start_matches(&format!("Running '{command}'...\n"));
+    (
+        out.status.success(),
+        format!("{}{errors}", String::from_utf8_lossy(&out.stdout)),
+    )
+}
+
+/// `--app-users`: each slug app runs (its processes, `deis run`) as an
+/// operating-system user of its own, which can read neither the platform's
+/// data nor another app's slug, and still serves and writes its own files.
+#[test]
+fn apps_run_as_users_of_their_own() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: --app-users needs the platform to run as root");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (d, h) = (data.path(), home.path());
+    let server = UpServer::start(d, None, &["--app-users"]);
+    let first = &format!("owned-{}", std::process::id());
+    let second = &format!("other-{}", std::process::id());
+    let key = support::up::register_with_key(&server, h);
+    let _first_repo = support::up::push_sample(h, &key, "procfile", first);
+    let _second_repo = support::up::push_sample(h, &key, "procfile", second);
+
+    // Both serve through the router, each as its own user.
+    for app in [first, second] {
+        let answer = support::up::http_get_host(server.http_port, &format!("{app}.localhost"), "/");
+        assert_eq!(answer.map(|(status, _)| status), Some(200), "{app}");
+    }
+    let web_uid = |app: &str| {
+        let processes = support::up::app_processes(app);
+        assert_eq!(processes.len(), 1, "{app}: {processes:?}");
+        uid_of(processes[0].0)
+    };
+    let (first_uid, second_uid) = (web_uid(first), web_uid(second));
+    assert!(first_uid >= 1_879_048_192, "{first_uid}");
+    assert!(
+        second_uid >= 1_879_048_192 && second_uid != first_uid,
+        "{second_uid}"
+    );
+    let (ran, said) = run_in(h, first, "id -u; id -G");
+    assert!(ran, "{said}");
+    assert_eq!(
+        said.trim(),
+        format!("{first_uid}\n{first_uid}"),
+        "no other group either"
+    );
+
+    // The platform's files are out of reach.
+    for path in [
+        "platform-secret",
+        "deis.sqlite3",
+        "objects",
+        "builder",
+        "runtime/app-users",
+    ] {
+        let command = format!(
+            "if [ -d {0} ]; then ls {0}; else cat {0}; fi",
+            d.join(path).display()
+        );
+        let (ran, said) = run_in(h, first, &command);
+        assert!(!ran && said.contains("Permission denied"), "{path}: {said}");
+    }
+    assert!(d.join("platform-secret").is_file() && d.join("deis.sqlite3").is_file());
+    // So is the other app's slug, though its own is writable.
+    let (ran, home_dir) = run_in(h, first, "echo $HOME && touch $HOME/written");
+    assert!(ran, "{home_dir}");
+    let (ran, said) = run_in(h, second, &format!("ls {}", home_dir.trim()));
+    assert!(!ran && said.contains("Permission denied"), "{said}");
+    server.interrupt();
+}

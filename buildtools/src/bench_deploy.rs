@@ -130,6 +130,7 @@ pub(crate) async fn run() -> Result<()> {
             state_dir: dir.path().join("runtime"),
             node_labels: BTreeMap::new(),
             containers: None,
+            app_users: false,
         },
         objects,
         Arc::new(NoLogs),

@@ -445,6 +445,13 @@ pub fn register_and_push_output(
     app: &str,
 ) -> (tempfile::TempDir, String) {
     let key = register_with_key(server, home);
+    push_sample(home, &key, sample, app)
+}
+
+/// Creates `app` from the sample app `sample` and pushes it with `key`,
+/// waiting for "Done"; returns the app's repository and what `git push`
+/// printed.
+pub fn push_sample(home: &Path, key: &Path, sample: &str, app: &str) -> (tempfile::TempDir, String) {
     let repo = tempfile::tempdir().unwrap();
     super::copy_dir(&super::sample_app(sample), repo.path());
     for args in [
@@ -452,11 +459,11 @@ pub fn register_and_push_output(
         &["add", "-A"],
         &["commit", "-q", "-m", "init"],
     ] {
-        assert!(git(repo.path(), home, &key, args).0);
+        assert!(git(repo.path(), home, key, args).0);
     }
     let out = deis_in(home, repo.path(), &["create", app]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (pushed, output) = git(repo.path(), home, &key, &["push", "deis", "main"]);
+    let (pushed, output) = git(repo.path(), home, key, &["push", "deis", "main"]);
     assert!(
         pushed && output.contains(&format!("Done, {app}:v2 deployed")),
         "{output}"

@@ -2,13 +2,14 @@
 //! with HOME pointing at it, `.profile.d/*.sh` sourced, then the Procfile
 //! command run with `bash -c`. Never through anything but bash itself.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use deis_scheduler::ReleaseSpec;
 
 use crate::containers::{Attach, ContainerCommand, Podman, PulledImage, RunRequest};
 use crate::limits::Applied;
 use crate::process::Spec;
+use deis_isolation::OsUser;
 
 /// How one process of an image release runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,13 +23,15 @@ pub(crate) struct ContainerRun {
 }
 
 /// Joins the process's cgroups (so everything it starts is limited from the
-/// first instruction), sources `.profile.d`, and replaces itself with the
-/// command. `$1` is the command; `$2...` are cgroup `procs` files.
-const LAUNCHER: &str = r#"for procs in "${@:2}"; do echo $$ > "$procs" || exit 125; done
-cd "$HOME" || exit 126
+/// first instruction), becomes the app's user, sources `.profile.d`, and
+/// replaces itself with the command. `$1` is the command; `$2` is the
+/// command prefix that changes user (`setpriv ...`, or empty); `$3...` are
+/// cgroup `procs` files. Joining needs root, so it comes first.
+const LAUNCHER: &str = r#"for procs in "${@:3}"; do echo $$ > "$procs" || exit 125; done
+exec $2 bash -c 'cd "$HOME" || exit 126
 for f in .profile.d/*.sh; do [ -r "$f" ] && . "$f"; done
-unset f procs
-exec bash -c "$1""#;
+unset f
+exec bash -c "$1"' deis-run "$1""#;
 
 /// A release unpacked (or, for an image, pulled) on this machine.
 #[derive(Clone, Debug)]
@@ -40,6 +43,8 @@ pub(crate) struct Unpacked {
     pub(crate) config_vars: Vec<(String, String)>,
     /// The image of an image release.
     pub(crate) image: Option<PulledImage>,
+    /// The user a slug's processes run as (`--app-users`).
+    pub(crate) user: Option<OsUser>,
 }
 
 impl Unpacked {
@@ -126,13 +131,21 @@ pub(crate) struct Launch {
     pub(crate) dir: PathBuf,
     /// The container it runs, for an image release.
     pub(crate) container: Option<String>,
-    /// What exec probes run their command under (`podman exec <name>`).
+    /// What exec probes run their command under (`podman exec <name>`, or
+    /// the change to the app's user).
     pub(crate) exec_prefix: Option<Vec<String>>,
 }
 
 impl Launch {
-    /// Runs `command` in `slug` with `env`, inside the limits of `applied`.
-    pub(crate) fn new(slug: &Path, env: Vec<(String, String)>, command: &str, applied: &Applied) -> Launch {
+    /// Runs `command` in `release`'s slug with `env`, as its user and
+    /// inside the limits of `applied`.
+    pub(crate) fn new(
+        release: &Unpacked,
+        env: Vec<(String, String)>,
+        command: &str,
+        applied: &Applied,
+    ) -> Launch {
+        let become_user = release.user.map(|user| user.setpriv());
         let mut args: Vec<String> = applied.prefix.clone();
         args.extend([
             "bash".into(),
@@ -140,6 +153,7 @@ impl Launch {
             LAUNCHER.into(),
             "deis-run".into(),
             command.into(),
+            become_user.as_deref().unwrap_or_default().join(" "),
         ]);
         args.extend(applied.join.iter().map(|p| p.display().to_string()));
         let program = args.remove(0);
@@ -147,9 +161,9 @@ impl Launch {
             program,
             args,
             env,
-            dir: slug.to_owned(),
+            dir: release.slug.clone(),
             container: None,
-            exec_prefix: None,
+            exec_prefix: become_user,
         }
     }
 
@@ -249,6 +263,7 @@ impl Launch {
 mod tests {
     use super::*;
     use deis_scheduler::{BuildKind, BuildSpec};
+    use std::path::Path;
 
     fn unpacked(env: &[(&str, &str)], slug: &Path) -> Unpacked {
         Unpacked {
@@ -269,6 +284,7 @@ mod tests {
             },
             slug: slug.to_owned(),
             image: None,
+            user: None,
             config_vars: vec![
                 ("LANG".into(), "slug-lang".into()),
                 ("GREETING".into(), "slug".into()),
@@ -284,7 +300,7 @@ mod tests {
         let release = unpacked(&[("GREETING", "user"), ("DEIS_APP", "demo")], slug.path());
         let env = release.environment(4321, "web.1");
         let launch = Launch::new(
-            slug.path(),
+            &release,
             env,
             "echo $GREETING $FROM_PROFILE $PORT $DYNO $DEIS_APP $LANG \"$(pwd)\" \"$1\"",
             &Applied::default(),

@@ -25,7 +25,8 @@ mod run;
 mod slugs;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,6 +53,9 @@ pub struct RuntimeConfig {
     pub node_labels: BTreeMap<String, String>,
     /// Where image releases are pulled from (none: they are refused).
     pub containers: Option<ContainerSettings>,
+    /// Whether each slug app runs as an operating-system user of its own
+    /// (needs root; see `users.rs`).
+    pub app_users: bool,
 }
 
 /// The local runtime (cheap to clone).
@@ -62,6 +66,8 @@ pub struct LocalRuntime {
 
 struct Inner {
     slugs: slugs::Slugs,
+    /// The users slug apps run as, with `--app-users`.
+    users: Option<deis_isolation::OsUsers>,
     ports: ports::Ports,
     services: Services,
     node_labels: BTreeMap<String, String>,
@@ -119,6 +125,11 @@ impl LocalRuntime {
         logs: Arc<dyn LogSink>,
     ) -> std::io::Result<LocalRuntime> {
         std::fs::create_dir_all(&config.state_dir)?;
+        let users = if config.app_users {
+            Some(open_app_users(&config.state_dir)?)
+        } else {
+            None
+        };
         let ledger = Arc::new(ledger::Ledger::open_and_reap(
             config.state_dir.join("processes.json"),
         ));
@@ -135,6 +146,7 @@ impl LocalRuntime {
         let runtime = LocalRuntime {
             inner: Arc::new(Inner {
                 slugs: slugs::Slugs::new(config.state_dir.join("slugs"), objects),
+                users,
                 ports: ports::Ports::default(),
                 services: Services {
                     logs,
@@ -162,6 +174,28 @@ impl LocalRuntime {
         });
         Ok(runtime)
     }
+}
+
+/// Makes `data_dir` searchable (not listable) by the apps' users, who must
+/// reach their slugs in its `runtime_dir`, and every other entry in it
+/// private to the platform.
+pub fn open_to_app_users(data_dir: &Path, runtime_dir: &str) -> std::io::Result<()> {
+    deis_isolation::require_root()?;
+    deis_isolation::reachable_by_others(data_dir).map_err(std::io::Error::other)?;
+    deis_isolation::lock_down(data_dir, &[runtime_dir])
+}
+
+/// Prepares running each slug app as its own user: only root can, and the
+/// users must reach their slugs under `state_dir` and nothing else of the
+/// runtime's.
+fn open_app_users(state_dir: &Path) -> std::io::Result<deis_isolation::OsUsers> {
+    deis_isolation::require_root()?;
+    deis_isolation::reachable_by_others(state_dir).map_err(std::io::Error::other)?;
+    let slugs = state_dir.join("slugs");
+    std::fs::create_dir_all(&slugs)?;
+    deis_isolation::lock_down(state_dir, &["slugs"])?;
+    std::fs::set_permissions(&slugs, std::fs::Permissions::from_mode(0o711))?;
+    deis_isolation::OsUsers::open(state_dir.join("app-users"), deis_isolation::APP_UIDS)
 }
 
 /// Waits for every future, running them at once.
@@ -228,9 +262,18 @@ impl Inner {
         if spec.build.kind != BuildKind::Buildpack {
             return self.pull(spec).await;
         }
+        let user = match &self.users {
+            Some(users) => Some(users.user(&spec.app).map_err(|e| {
+                failed(format!(
+                    "cannot assign {} an operating-system user: {e}",
+                    spec.app
+                ))
+            })?),
+            None => None,
+        };
         let slug = self
             .slugs
-            .unpack(&spec.app, &spec.build.uuid, &spec.build.image)
+            .unpack(&spec.app, &spec.build.uuid, &spec.build.image, user)
             .await
             .map_err(failed)?;
         let config_vars = slugs::release_config_vars(&slug);
@@ -239,6 +282,7 @@ impl Inner {
             slug,
             config_vars,
             image: None,
+            user,
         }))
     }
 
@@ -261,6 +305,7 @@ impl Inner {
             slug: podman.work_dir(),
             config_vars: Vec::new(),
             image: Some(image),
+            user: None,
         }))
     }
 
@@ -517,7 +562,7 @@ impl Scheduler for LocalRuntime {
             .allocate()
             .map_err(|e| SchedulerError::Unavailable(e.to_string()))?;
         let env = release.environment(release.port(port), &format!("run.{number}"));
-        let launch = Launch::new(&release.slug, env, &spec.command, &Default::default());
+        let launch = Launch::new(&release, env, &spec.command, &Default::default());
         let result = run::run(launch, io, bounds).await;
         inner.ports.release(port);
         result
@@ -552,6 +597,11 @@ impl Scheduler for LocalRuntime {
             self.inner.ports.release(process.spec.port);
         }
         self.inner.slugs.remove_app(app).await;
+        if let Some(users) = &self.inner.users
+            && let Err(e) = users.forget(app)
+        {
+            tracing::warn!(app, error = %e, "cannot forget the destroyed app's user");
+        }
         Ok(())
     }
 

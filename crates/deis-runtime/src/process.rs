@@ -299,7 +299,7 @@ async fn supervise(process: Arc<Process>, services: Services) {
     };
     let launch = container.unwrap_or_else(|| {
         Launch::new(
-            &spec.release.slug,
+            &spec.release,
             spec.release.environment(spec.port, &process.dyno()),
             &spec.command,
             &applied,

@@ -3,8 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
 use deis_objects::Objects;
 use tokio::process::Command;
+
+use deis_isolation::OsUser;
 
 /// Marks a completely unpacked slug (unpacking is not atomic).
 const DONE: &str = ".deis-unpacked";
@@ -32,17 +36,50 @@ impl Slugs {
     }
 
     /// The directory of a build's slug, unpacking it from object storage
-    /// (`key`) the first time.
-    pub(crate) async fn unpack(&self, app: &str, build_uuid: &str, key: &str) -> Result<PathBuf, String> {
+    /// (`key`) the first time. With a `user`, the slug is that user's and
+    /// nobody else's.
+    pub(crate) async fn unpack(
+        &self,
+        app: &str,
+        build_uuid: &str,
+        key: &str,
+        user: Option<OsUser>,
+    ) -> Result<PathBuf, String> {
         let _busy = self.busy.lock().await;
         let dir = self.app_dir(app).join(build_uuid);
         if dir.join(DONE).exists() {
+            // Unpacked before the app had a user of its own (or for another
+            // uid): given now, while it still is root's.
+            if let Some(user) = user
+                && std::fs::symlink_metadata(&dir).is_ok_and(|m| m.uid() != user.uid)
+            {
+                give(user, &dir).await?;
+            }
             return Ok(dir);
         }
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-        tokio::fs::create_dir_all(&dir)
+        // Unpacked where only root can reach it, then moved into place
+        // whole: nothing of the app's can interfere while it is prepared.
+        let staging = self.app_dir(app).join(format!("{build_uuid}.unpacking"));
+        for stale in [&dir, &staging] {
+            let _ = tokio::fs::remove_dir_all(stale).await;
+        }
+        let cannot = |what: &Path, e: std::io::Error| format!("cannot create {}: {e}", what.display());
+        tokio::fs::create_dir_all(self.app_dir(app))
             .await
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            .map_err(|e| cannot(&self.app_dir(app), e))?;
+        if user.is_some() {
+            // Searchable, not listable: apps reach only their own builds.
+            for open in [&self.root, &self.app_dir(app)] {
+                tokio::fs::set_permissions(open, std::fs::Permissions::from_mode(0o711))
+                    .await
+                    .map_err(|e| cannot(open, e))?;
+            }
+        }
+        tokio::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .await
+            .map_err(|e| cannot(&staging, e))?;
         let archive = self.app_dir(app).join(format!("{build_uuid}.tgz"));
         let found = self
             .objects
@@ -53,10 +90,11 @@ impl Slugs {
             return Err(format!("the slug {key} is not in object storage"));
         }
         let out = Command::new("tar")
+            .arg("--no-same-owner")
             .arg("-xzf")
             .arg(&archive)
             .arg("-C")
-            .arg(&dir)
+            .arg(&staging)
             .output()
             .await
             .map_err(|e| format!("cannot run tar: {e}"))?;
@@ -67,9 +105,15 @@ impl Slugs {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        tokio::fs::write(dir.join(DONE), b"")
+        tokio::fs::write(staging.join(DONE), b"")
             .await
             .map_err(|e| e.to_string())?;
+        if let Some(user) = user {
+            give(user, &staging).await?;
+        }
+        tokio::fs::rename(&staging, &dir)
+            .await
+            .map_err(|e| format!("cannot move the slug into {}: {e}", dir.display()))?;
         Ok(dir)
     }
 
@@ -92,6 +136,15 @@ impl Slugs {
         let _busy = self.busy.lock().await;
         let _ = tokio::fs::remove_dir_all(self.app_dir(app)).await;
     }
+}
+
+/// Gives an unpacked slug to its app's user.
+async fn give(user: OsUser, dir: &Path) -> Result<(), String> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || user.give(&dir))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot give the slug to its app's user: {e}"))
 }
 
 /// `config_vars` of a slug's `.release` (YAML written by the buildpack):

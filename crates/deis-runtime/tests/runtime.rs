@@ -70,6 +70,7 @@ impl Env {
                 state_dir: dir.path().join("runtime"),
                 node_labels: BTreeMap::new(),
                 containers: None,
+                app_users: false,
             },
             objects.clone(),
             logs.clone(),
