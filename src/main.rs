@@ -23,8 +23,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use deis_auth::PlatformSecret;
 use deis_builder::{
-    BuildExecutor, Builder, BuilderConfig, ControllerClient, HookCommand, ImageRegistry, LocalExecutor,
-    LoginLimits, Objects,
+    BuildExecutor, Builder, BuilderConfig, ControllerClient, HookCommand, ImageRegistry, IsolatedExecutor,
+    LocalExecutor, LoginLimits, Objects,
 };
 use deis_controller::{Controller, ControllerConfig, RegistrationMode};
 use deis_runtime::{ContainerSettings, LocalRuntime, RuntimeConfig};
@@ -242,6 +242,20 @@ struct RuntimeOpts {
 
 /// The local runtime's directory in the data directory.
 const RUNTIME_DIR: &str = "runtime";
+/// The builder's directory in the data directory.
+const BUILDER_DIR: &str = "builder";
+
+/// With `--app-users`: makes the data directory searchable (not listable)
+/// by the apps' and builds' users, who must reach their slugs and builds in
+/// the runtime's and builder's directories, and everything else in it
+/// private to the platform.
+fn open_to_app_users(data_dir: &Path) -> Result<()> {
+    let prepared = deis_isolation::require_root().and_then(|()| {
+        deis_isolation::reachable_by_others(data_dir).map_err(std::io::Error::other)?;
+        deis_isolation::lock_down(data_dir, &[RUNTIME_DIR, BUILDER_DIR])
+    });
+    prepared.with_context(|| format!("cannot prepare {} for app users", data_dir.display()))
+}
 
 impl RuntimeOpts {
     /// With `--app-users`: makes the data directory searchable by the apps'
@@ -249,9 +263,8 @@ impl RuntimeOpts {
     /// everything else in it private. Called again once every component
     /// has created its files.
     fn lock_down(&self, data_dir: &Path) -> Result<()> {
-        if self.app_users && matches!(self.runtime, RuntimeKind::Local) {
-            deis_runtime::open_to_app_users(data_dir, RUNTIME_DIR)
-                .with_context(|| format!("cannot prepare {} for app users", data_dir.display()))?;
+        if self.app_users {
+            open_to_app_users(data_dir)?;
         }
         Ok(())
     }
@@ -381,6 +394,11 @@ struct BuilderArgs {
     /// Where Dockerfile builds push their images: host:port of the platform's registry (the controller serves it).
     #[arg(long, env = "DEIS_REGISTRY_HOST")]
     registry_host: Option<String>,
+    /// Run each buildpack build as an operating-system user of its own,
+    /// which can read neither the platform's files nor other apps' (needs
+    /// root).
+    #[arg(long, env = "DEIS_APP_USERS")]
+    app_users: bool,
     #[command(flatten)]
     metrics: metrics::MetricsOpts,
 }
@@ -517,7 +535,8 @@ impl BuilderOpts {
         registry: Option<ImageRegistry>,
         builds: Builds<'_>,
     ) -> Result<Builder> {
-        let state_dir = data_dir.join("builder");
+        let state_dir = data_dir.join(BUILDER_DIR);
+        let app_users = builds.app_users;
         let executor = self.executor(&state_dir, builds).await?;
         let program =
             std::env::current_exe().context("cannot find the deis-workflow binary for git hooks")?;
@@ -539,9 +558,24 @@ impl BuilderOpts {
             ..BuilderConfig::new(self.builder_addr, state_dir.clone(), hook)
         };
         let controller = ControllerClient::new(controller_url, secret)?;
-        Builder::start(config, controller, objects, executor)
+        let builder = Builder::start(config, controller, objects, executor)
             .await
-            .with_context(|| format!("cannot start the builder on {}", self.builder_addr))
+            .with_context(|| format!("cannot start the builder on {}", self.builder_addr))?;
+        if app_users {
+            // Builds reach their work directories and the shared binary;
+            // repositories, host keys and images stay the platform's (made
+            // now, not at the first push, so that they are private too).
+            use std::os::unix::fs::PermissionsExt;
+            ["repos", "images"]
+                .iter()
+                .try_for_each(|dir| std::fs::create_dir_all(state_dir.join(dir)))
+                .and_then(|()| deis_isolation::lock_down(&state_dir, &[BUILD_PROGRAM_DIR, "work"]))
+                .and_then(|()| {
+                    std::fs::set_permissions(state_dir.join("work"), std::fs::Permissions::from_mode(0o711))
+                })
+                .with_context(|| format!("cannot prepare {} for build users", state_dir.display()))?;
+        }
+        Ok(builder)
     }
 
     async fn executor(&self, state_dir: &Path, builds: Builds<'_>) -> Result<Arc<dyn BuildExecutor>> {
@@ -567,9 +601,15 @@ impl BuilderOpts {
                     buildpacks.display()
                 )
             })?;
-            return Ok(Arc::new(
-                LocalExecutor::new(buildpacks).with_image_storage(state_dir.join("images")),
-            ));
+            let local = LocalExecutor::new(buildpacks).with_image_storage(state_dir.join("images"));
+            if builds.app_users {
+                deis_isolation::require_root()?;
+                let program = shared_program(&state_dir.join(BUILD_PROGRAM_DIR))?;
+                let users =
+                    deis_isolation::OsUsers::open(state_dir.join("build-users"), deis_isolation::BUILD_UIDS)?;
+                return Ok(Arc::new(IsolatedExecutor::new(program, users, local)));
+            }
+            return Ok(Arc::new(local));
         }
         let Some(object_store) = builds.object_store else {
             anyhow::bail!(
@@ -619,6 +659,34 @@ struct Builds<'a> {
     /// Apps run on Kubernetes (`up --runtime kubernetes`): builds do too,
     /// unless told otherwise.
     on_kubernetes: bool,
+    /// Buildpack builds run as users of their own (`--app-users`).
+    app_users: bool,
+}
+
+/// Where builds find `deis-workflow` (`build-slug`) with `--app-users`.
+const BUILD_PROGRAM_DIR: &str = "bin";
+
+/// This binary, linked (or copied) into `dir` where every user can run it:
+/// the build users cannot reach it where it was installed (under /root, say).
+fn shared_program(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let this = std::env::current_exe().context("cannot find the deis-workflow binary for builds")?;
+    let shared = dir.join("deis-workflow");
+    if this == shared {
+        return Ok(shared);
+    }
+    let placed = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
+        .and_then(|()| match std::fs::remove_file(&shared) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .and_then(|()| {
+            std::fs::hard_link(&this, &shared).or_else(|_| std::fs::copy(&this, &shared).map(drop))
+        })
+        .and_then(|()| std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)));
+    placed.with_context(|| format!("cannot place deis-workflow in {} for builds", dir.display()))?;
+    Ok(shared)
 }
 
 /// Hides the password of a database URL.
@@ -726,6 +794,7 @@ async fn up(args: UpArgs) -> Result<()> {
             Builds {
                 object_store: args.objects.object_store.as_deref(),
                 on_kubernetes: matches!(args.runtime.runtime, RuntimeKind::Kubernetes),
+                app_users: args.runtime.app_users,
             },
         )
         .await?;
@@ -935,6 +1004,9 @@ async fn controller(args: ControllerArgs) -> Result<()> {
 
 async fn builder(args: BuilderArgs) -> Result<()> {
     let data_dir = ensure_data_dir(args.data_dir.as_deref())?;
+    if args.app_users {
+        open_to_app_users(&data_dir)?;
+    }
     let secret = PlatformSecret::new(args.platform_secret.clone())?;
     let objects = args.objects.open(&data_dir)?;
     let login = args
@@ -952,6 +1024,7 @@ async fn builder(args: BuilderArgs) -> Result<()> {
             Builds {
                 object_store: args.objects.object_store.as_deref(),
                 on_kubernetes: false,
+                app_users: args.app_users,
             },
         )
         .await?;

@@ -258,9 +258,10 @@ fn run_in(home: &std::path::Path, app: &str, command: &str) -> (bool, String) {
     )
 }
 
-/// `--app-users`: each slug app runs (its processes, `deis run`) as an
-/// operating-system user of its own, which can read neither the platform's
-/// data nor another app's slug, and still serves and writes its own files.
+/// `--app-users`: each build runs as an operating-system user of its own,
+/// and each slug app (its processes, `deis run`) as another, which can read
+/// neither the platform's data nor another app's slug, and still serves and
+/// writes its own files.
 #[test]
 fn apps_run_as_users_of_their_own() {
     if !nix::unistd::geteuid().is_root() {
@@ -274,8 +275,66 @@ fn apps_run_as_users_of_their_own() {
     let first = &format!("owned-{}", std::process::id());
     let second = &format!("other-{}", std::process::id());
     let key = support::up::register_with_key(&server, h);
-    let _first_repo = support::up::push_sample(h, &key, "procfile", first);
+    // The first app's build says who it runs as and what it can read.
+    let first_repo = tempfile::tempdir().unwrap();
+    support::copy_dir(&support::sample_app("procfile"), first_repo.path());
+    let hook = first_repo.path().join("bin/pre-compile");
+    let secret = d.join("platform-secret");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"build uid $(id -u)\"\ncat {} 2>&1 | sed 's/^/secret: /'\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let pushed = support::up::push_dir(h, &key, first_repo.path(), first);
+    let build_uid: u32 = pushed
+        .lines()
+        .find_map(|line| line.split("build uid ").nth(1))
+        .and_then(|uid| uid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{pushed}"));
+    assert!(build_uid >= 1_895_825_408, "{build_uid}");
+    assert!(
+        pushed.contains(&format!("secret: cat: {}: Permission denied", secret.display())),
+        "{pushed}"
+    );
     let _second_repo = support::up::push_sample(h, &key, "procfile", second);
+    // A failing build streams its output and says why, as without app users.
+    let failing = &format!("failing-{}", std::process::id());
+    let failing_repo = tempfile::tempdir().unwrap();
+    support::copy_dir(&support::sample_app("failing"), failing_repo.path());
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &["commit", "-q", "-m", "init"],
+    ] {
+        assert!(support::up::git(failing_repo.path(), h, &key, args).0);
+    }
+    let created = support::up::deis_in(h, failing_repo.path(), &["create", failing]);
+    assert!(created.status.success(), "{created:?}");
+    let (pushed, said) = support::up::git(failing_repo.path(), h, &key, &["push", "deis", "main"]);
+    assert!(!pushed, "{said}");
+    for expected in [
+        "Failing on purpose",
+        "compile failed with exit code 1",
+        "Push rejected",
+    ] {
+        assert!(said.contains(expected), "{expected}: {said}");
+    }
+    // Nothing a build started outlives it.
+    let build_processes: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}"))
+                .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) >= 1_895_825_408)
+        })
+        .map(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .collect();
+    assert!(build_processes.is_empty(), "{build_processes:?}");
 
     // Both serve through the router, each as its own user.
     for app in [first, second] {
@@ -307,6 +366,9 @@ fn apps_run_as_users_of_their_own() {
         "deis.sqlite3",
         "objects",
         "builder",
+        "builder/repos",
+        "builder/host-keys",
+        "builder/build-users",
         "runtime/app-users",
     ] {
         let command = format!(

@@ -454,21 +454,28 @@ pub fn register_and_push_output(
 pub fn push_sample(home: &Path, key: &Path, sample: &str, app: &str) -> (tempfile::TempDir, String) {
     let repo = tempfile::tempdir().unwrap();
     super::copy_dir(&super::sample_app(sample), repo.path());
+    let output = push_dir(home, key, repo.path(), app);
+    (repo, output)
+}
+
+/// Commits everything in `dir`, creates `app` there and pushes it with
+/// `key`, waiting for "Done"; returns what `git push` printed.
+pub fn push_dir(home: &Path, key: &Path, dir: &Path, app: &str) -> String {
     for args in [
         &["init", "-q", "-b", "main"][..],
         &["add", "-A"],
         &["commit", "-q", "-m", "init"],
     ] {
-        assert!(git(repo.path(), home, key, args).0);
+        assert!(git(dir, home, key, args).0);
     }
-    let out = deis_in(home, repo.path(), &["create", app]);
+    let out = deis_in(home, dir, &["create", app]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (pushed, output) = git(repo.path(), home, key, &["push", "deis", "main"]);
+    let (pushed, output) = git(dir, home, key, &["push", "deis", "main"]);
     assert!(
         pushed && output.contains(&format!("Done, {app}:v2 deployed")),
         "{output}"
     );
-    (repo, output)
+    output
 }
 
 /// Whether the routing feed reports itself healthy (gRPC health of the ADS

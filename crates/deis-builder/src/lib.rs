@@ -29,7 +29,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 pub use controller::ControllerClient;
 pub use deis_objects::{self as objects, Objects};
-pub use executor::{BuildExecutor, ImageOutput, ImageTarget, LocalExecutor};
+pub use executor::{BuildExecutor, ImageOutput, ImageTarget, IsolatedExecutor, LocalExecutor};
 pub use pipeline::{BuildSettings, ImageRegistry};
 pub use repo::HookCommand;
 pub use ssh_listener::LoginLimits;

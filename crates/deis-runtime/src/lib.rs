@@ -176,15 +176,6 @@ impl LocalRuntime {
     }
 }
 
-/// Makes `data_dir` searchable (not listable) by the apps' users, who must
-/// reach their slugs in its `runtime_dir`, and every other entry in it
-/// private to the platform.
-pub fn open_to_app_users(data_dir: &Path, runtime_dir: &str) -> std::io::Result<()> {
-    deis_isolation::require_root()?;
-    deis_isolation::reachable_by_others(data_dir).map_err(std::io::Error::other)?;
-    deis_isolation::lock_down(data_dir, &[runtime_dir])
-}
-
 /// Prepares running each slug app as its own user: only root can, and the
 /// users must reach their slugs under `state_dir` and nothing else of the
 /// runtime's.

@@ -167,6 +167,12 @@ impl LocalExecutor {
         self
     }
 
+    /// The variables of the builder's own environment that build steps
+    /// get (besides `PATH`).
+    pub fn passed_env(&self) -> &[String] {
+        &self.passthrough_env
+    }
+
     /// Where the detected buildpacks live.
     pub fn buildpacks_dir(&self) -> &Path {
         &self.buildpacks_dir

@@ -15,9 +15,11 @@ use std::time::Duration;
 
 use deis_objects::Objects;
 
+mod isolated;
 mod local;
 pub mod slug;
 
+pub use isolated::IsolatedExecutor;
 pub use local::LocalExecutor;
 
 /// Everything one build needs.
