@@ -217,9 +217,9 @@ struct RuntimeOpts {
     /// Labels of this machine for `deis tags` (key=value, comma-separated).
     #[arg(long, env = "DEIS_NODE_LABELS", value_delimiter = ',')]
     node_labels: Vec<String>,
-    /// Local runtime: run each slug app as an operating-system user of its
-    /// own, which can read neither the platform's files nor other apps'
-    /// (needs root).
+    /// Run each slug app and each buildpack build as an operating-system
+    /// user of its own, which can read neither the platform's files nor
+    /// other apps' (needs root).
     #[arg(long, env = "DEIS_APP_USERS")]
     app_users: bool,
     /// Kubernetes: the image that runs buildpack slugs (`/runner/init`): the platform image.
@@ -258,10 +258,8 @@ fn open_to_app_users(data_dir: &Path) -> Result<()> {
 }
 
 impl RuntimeOpts {
-    /// With `--app-users`: makes the data directory searchable by the apps'
-    /// users (they must reach their slugs in the runtime's directory) and
-    /// everything else in it private. Called again once every component
-    /// has created its files.
+    /// [`open_to_app_users`] with `--app-users`: before the runtime starts,
+    /// and again once every component has created its files.
     fn lock_down(&self, data_dir: &Path) -> Result<()> {
         if self.app_users {
             open_to_app_users(data_dir)?;

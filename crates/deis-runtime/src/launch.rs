@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
+use deis_isolation::OsUser;
 use deis_scheduler::ReleaseSpec;
 
 use crate::containers::{Attach, ContainerCommand, Podman, PulledImage, RunRequest};
 use crate::limits::Applied;
 use crate::process::Spec;
-use deis_isolation::OsUser;
 
 /// How one process of an image release runs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,14 +1,12 @@
 //! Slugs unpacked on this machine: one directory per build, unpacked once
 //! and shared by every process of every release that runs that build.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-
+use deis_isolation::OsUser;
 use deis_objects::Objects;
 use tokio::process::Command;
-
-use deis_isolation::OsUser;
 
 /// Marks a completely unpacked slug (unpacking is not atomic).
 const DONE: &str = ".deis-unpacked";
@@ -80,7 +78,15 @@ impl Slugs {
             .create(&staging)
             .await
             .map_err(|e| cannot(&staging, e))?;
-        let archive = self.app_dir(app).join(format!("{build_uuid}.tgz"));
+        // Downloaded where no app can read it, either.
+        let downloads = self.root.join(".downloads");
+        tokio::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&downloads)
+            .await
+            .map_err(|e| cannot(&downloads, e))?;
+        let archive = downloads.join(format!("{app}-{build_uuid}.tgz"));
         let found = self
             .objects
             .get_to_file(key, &archive)
