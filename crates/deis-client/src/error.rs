@@ -101,6 +101,11 @@ pub fn describe_status(status: &Status) -> String {
             message.to_owned()
         }
     };
+    if went_quiet(status) {
+        return "The controller accepted the connection but stopped answering; \
+                check that it is running and not stuck (`deis-workflow status` on its machine)."
+            .into();
+    }
     match status.code() {
         // The hint only where the controller has not already said how.
         Code::Unauthenticated if message.contains("deis login") || message.contains("log in again") => {
@@ -140,6 +145,20 @@ pub fn describe_status(status: &Status) -> String {
         }
         code => or(&format!("The controller refused the request ({code:?}).")),
     }
+}
+
+/// Whether the call failed because the connection's keep-alive pings went
+/// unanswered: a controller that is stopped or stuck, whose kernel still
+/// holds the connection open.
+fn went_quiet(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.to_string().contains("keep-alive timed out") {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Ends `text` with a full stop unless it already ends a sentence.

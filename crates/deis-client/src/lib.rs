@@ -50,6 +50,10 @@ use v2::{
 /// How long [`DeisClient::connect`] waits for the TCP (and TLS) handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often an idle connection is pinged by default, and how long a ping
+/// may go unanswered before the connection counts as dead.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
 /// The channel type every service client runs over: the shared channel with
 /// the token interceptor in front.
 pub type AuthChannel = InterceptedService<Channel, TokenInterceptor>;
@@ -65,6 +69,10 @@ pub struct ConnectOptions {
     pub tls_verify: bool,
     /// Sent as the HTTP `user-agent`.
     pub user_agent: String,
+    /// How often an idle connection is pinged, and how long a ping may go
+    /// unanswered: a controller that stopped answering (while its kernel
+    /// still holds the connection) is noticed within twice this.
+    pub keep_alive: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -73,6 +81,7 @@ impl Default for ConnectOptions {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             tls_verify: true,
             user_agent: format!("deis-client/{}", env!("CARGO_PKG_VERSION")),
+            keep_alive: DEFAULT_KEEP_ALIVE,
         }
     }
 }
@@ -224,8 +233,10 @@ fn endpoint(url: &ControllerUrl, options: &ConnectOptions) -> Result<Endpoint, C
         .connect_timeout(options.connect_timeout)
         .tcp_nodelay(true)
         // Long calls (deploys, `apps:run`) sit idle on the wire; keep-alives
-        // stop proxies and NAT boxes from dropping them.
-        .http2_keep_alive_interval(Duration::from_secs(30))
+        // stop proxies and NAT boxes from dropping them, and tell a
+        // controller that stopped answering from one that is busy.
+        .http2_keep_alive_interval(options.keep_alive)
+        .keep_alive_timeout(options.keep_alive)
         .keep_alive_while_idle(true);
     if !url.is_https() {
         return Ok(endpoint);

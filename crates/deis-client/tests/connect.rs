@@ -85,3 +85,33 @@ async fn invalid_url_is_refused_before_connecting() {
     };
     assert!(matches!(err, ClientError::InvalidUrl { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_controller_that_stops_answering_is_noticed_and_named() -> Result<(), Box<dyn std::error::Error>> {
+    // The kernel completes the handshake; nothing ever answers on it (as
+    // with a stopped or stuck controller).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let options = deis_client::ConnectOptions {
+        keep_alive: std::time::Duration::from_millis(200),
+        ..Default::default()
+    };
+    let client = DeisClient::connect_with(&url, None, &options).await?;
+    let started = std::time::Instant::now();
+    let asked = tokio::time::timeout(std::time::Duration::from_secs(10), platform_version(&client)).await;
+    let Ok(Err(err)) = asked else {
+        panic!("the call must fail on its own, not hang: {asked:?}");
+    };
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        err.to_string(),
+        "The controller accepted the connection but stopped answering; \
+         check that it is running and not stuck (`deis-workflow status` on its machine)."
+    );
+    drop(listener);
+    Ok(())
+}
