@@ -384,5 +384,32 @@ fn apps_run_as_users_of_their_own() {
     assert!(ran, "{home_dir}");
     let (ran, said) = run_in(h, second, &format!("ls {}", home_dir.trim()));
     assert!(!ran && said.contains("Permission denied"), "{said}");
+
+    // A daemon left by `deis run` dies with its app.
+    // (Given a moment to leave the command's process group, which ends with it.)
+    let (ran, said) = run_in(h, second, "setsid sleep 600 </dev/null >/dev/null 2>&1 & sleep 1");
+    assert!(ran, "{said}");
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+                    && std::fs::metadata(format!("/proc/{pid}"))
+                        .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == second_uid)
+            })
+            .count()
+    };
+    assert_eq!(sleeping(), 1);
+    ok(h, &["destroy", "-a", second, "--confirm", second]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sleeping() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon outlived its app"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     server.interrupt();
 }

@@ -158,6 +158,12 @@ impl OsUsers {
         Ok(OsUser { uid })
     }
 
+    /// The user `name` was given, if any (nothing is assigned).
+    pub fn assigned(&self, name: &str) -> Option<OsUser> {
+        let assigned = self.assigned.lock().unwrap_or_else(|p| p.into_inner());
+        assigned.by_name.get(name).map(|&uid| OsUser { uid })
+    }
+
     /// Forgets a destroyed app or a finished build (its uid is not handed
     /// out again).
     pub fn forget(&self, name: &str) -> std::io::Result<()> {
@@ -260,7 +266,10 @@ mod tests {
         assert_eq!(a.uid, APP_UIDS);
         assert_eq!(b.uid, APP_UIDS + 1);
         assert_eq!(users.user("a").unwrap(), a);
+        assert_eq!(users.assigned("a"), Some(a));
+        assert_eq!(users.assigned("c"), None, "looking does not assign");
         users.forget("a").unwrap();
+        assert_eq!(users.assigned("a"), None);
 
         let reopened = OsUsers::open(file.clone(), APP_UIDS).unwrap();
         assert_eq!(reopened.user("b").unwrap(), b);

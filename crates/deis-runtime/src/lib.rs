@@ -589,9 +589,16 @@ impl Scheduler for LocalRuntime {
         }
         self.inner.slugs.remove_app(app).await;
         if let Some(users) = &self.inner.users
-            && let Err(e) = users.forget(app)
+            && let Some(user) = users.assigned(app)
         {
-            tracing::warn!(app, error = %e, "cannot forget the destroyed app's user");
+            // What the app started outside its process groups (daemons of
+            // `deis run`) goes with it.
+            let _ = tokio::process::Command::from(user.kill_everything())
+                .status()
+                .await;
+            if let Err(e) = users.forget(app) {
+                tracing::warn!(app, error = %e, "cannot forget the destroyed app's user");
+            }
         }
         Ok(())
     }
