@@ -894,6 +894,11 @@ async fn up(args: UpArgs) -> Result<()> {
     }
     println!("  Metrics      http://{}/metrics", metrics_server.addr);
     println!("  Data         {}", data_dir.display());
+    if args.runtime.app_users {
+        println!("  App users    each app and each build runs as a user of its own");
+    } else if matches!(args.runtime.runtime, RuntimeKind::Local) && nix::unistd::geteuid().is_root() {
+        println!("  App users    off: apps and builds run as root, like the platform (--app-users isolates them)");
+    }
     println!();
     println!("Next:");
     println!("  deis register {controller_url}");
