@@ -897,7 +897,9 @@ async fn up(args: UpArgs) -> Result<()> {
     if args.runtime.app_users {
         println!("  App users    each app and each build runs as a user of its own");
     } else if matches!(args.runtime.runtime, RuntimeKind::Local) && nix::unistd::geteuid().is_root() {
-        println!("  App users    off: apps and builds run as root, like the platform (--app-users isolates them)");
+        println!(
+            "  App users    off: apps and builds run as root, like the platform (--app-users isolates them)"
+        );
     }
     println!();
     println!("Next:");
