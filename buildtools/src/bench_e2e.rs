@@ -59,6 +59,11 @@ impl Drop for Up {
 }
 
 pub(crate) fn start_up(data: &Path) -> Result<Up> {
+    start_up_with(data, &[])
+}
+
+/// [`start_up`] with `extra` arguments.
+fn start_up_with(data: &Path, extra: &[&str]) -> Result<Up> {
     let router_port = free_port()?;
     let mut child = Command::new(binary("DEIS_WORKFLOW_BIN")?)
         .args([
@@ -73,6 +78,7 @@ pub(crate) fn start_up(data: &Path) -> Result<Up> {
         .args(["--registry-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
         .args(["--router-port", &router_port.to_string()])
         .args(["--router-https-port", &free_port()?.to_string()])
+        .args(extra)
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "warn")
@@ -250,7 +256,17 @@ pub(crate) fn run() -> Result<()> {
         dir.path().join("repo"),
     );
     std::fs::create_dir_all(&home)?;
-    let up = start_up(&data)?;
+    // DEIS_BENCH_APP_USERS=1: apps and builds as users of their own, whose
+    // data directory must be reachable by them.
+    let app_users = std::env::var_os("DEIS_BENCH_APP_USERS").is_some_and(|v| v == "1");
+    let up = if app_users {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
+        println!("app users: on");
+        start_up_with(&data, &["--app-users"])?
+    } else {
+        start_up(&data)?
+    };
     let port = up.router_port;
 
     deis(
