@@ -359,6 +359,14 @@ fn apps_run_as_users_of_their_own() {
         format!("{first_uid}\n{first_uid}"),
         "no other group either"
     );
+    // On a terminal too (`deis run -t`).
+    let (code, shown) = support::up::deis_on_terminal(
+        h,
+        &["run", "-t", "-a", first, "--", "bash"],
+        "test -t 0 && echo \"uid-$(id -u)\"; exit 3\n",
+    );
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(shown.contains(&format!("uid-{first_uid}")), "{shown}");
 
     // The platform's files are out of reach.
     for path in [
