@@ -3,6 +3,7 @@
 //! whatever the previous run left behind before starting apps again.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -85,10 +86,15 @@ impl Ledger {
             return;
         };
         let tmp = self.path.with_extension("tmp");
-        if std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .is_err()
-        {
+        // Private: with app users, the runtime's directory is searchable.
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, &bytes));
+        if written.and_then(|()| std::fs::rename(&tmp, &self.path)).is_err() {
             tracing::warn!(path = %self.path.display(), "cannot write the process ledger");
         }
     }
@@ -111,6 +117,8 @@ mod tests {
         let pid = i32::try_from(child.id()).unwrap();
         let ledger = Ledger::open_and_reap(path.clone());
         ledger.add(pid, "app-web-1");
+        let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&path).unwrap());
+        assert_eq!(mode & 0o777, 0o600, "the ledger is private");
         // A new run reads the ledger and kills the group.
         drop(ledger);
         let _again = Ledger::open_and_reap(path);
