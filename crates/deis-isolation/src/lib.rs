@@ -56,15 +56,22 @@ impl OsUser {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
     }
 
+    /// `program` run as this user (through [`OsUser::setpriv`]); its
+    /// arguments follow.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut command = std::process::Command::new("setpriv");
+        command.args(self.setpriv().iter().skip(1)).arg(program);
+        command
+    }
+
     /// A command that kills every process of this user at once (`kill -1`
     /// run as the user itself signals exactly those), so that nothing it
     /// started outlives a build.
     pub fn kill_everything(&self) -> std::process::Command {
-        let mut command = std::process::Command::new("setpriv");
+        // bash's own kill: util-linux's does not take -1 for "all".
+        let mut command = self.command("bash");
         command
-            .args(self.setpriv().iter().skip(1))
-            // bash's own kill: util-linux's does not take -1 for "all".
-            .args(["bash", "-c", "kill -s KILL -1"])
+            .args(["-c", "kill -s KILL -1"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
@@ -359,20 +366,8 @@ mod tests {
             return;
         }
         let user = OsUser { uid: BUILD_UIDS + 99 };
-        let spawn = |prefix: &[String]| {
-            std::process::Command::new(prefix.first().map_or("sleep", String::as_str))
-                .args(prefix.iter().skip(1))
-                .args(if prefix.is_empty() {
-                    vec![]
-                } else {
-                    vec!["sleep".to_owned()]
-                })
-                .arg("30")
-                .spawn()
-                .unwrap()
-        };
-        let mut theirs = spawn(&user.setpriv());
-        let mut ours = spawn(&[]);
+        let mut theirs = user.command("sleep").arg("30").spawn().unwrap();
+        let mut ours = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(200));
         user.kill_everything().status().unwrap();
         let killed = theirs.wait().unwrap();

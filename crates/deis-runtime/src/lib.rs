@@ -54,7 +54,7 @@ pub struct RuntimeConfig {
     /// Where image releases are pulled from (none: they are refused).
     pub containers: Option<ContainerSettings>,
     /// Whether each slug app runs as an operating-system user of its own
-    /// (needs root; see `users.rs`).
+    /// (needs root; see `deis-isolation`).
     pub app_users: bool,
 }
 

@@ -66,12 +66,11 @@ impl Slugs {
             .await
             .map_err(|e| cannot(&self.app_dir(app), e))?;
         if user.is_some() {
-            // Searchable, not listable: apps reach only their own builds.
-            for open in [&self.root, &self.app_dir(app)] {
-                tokio::fs::set_permissions(open, std::fs::Permissions::from_mode(0o711))
-                    .await
-                    .map_err(|e| cannot(open, e))?;
-            }
+            // Searchable, not listable (as the root of all slugs is): apps
+            // reach only their own builds.
+            tokio::fs::set_permissions(self.app_dir(app), std::fs::Permissions::from_mode(0o711))
+                .await
+                .map_err(|e| cannot(&self.app_dir(app), e))?;
         }
         tokio::fs::DirBuilder::new()
             .mode(0o700)

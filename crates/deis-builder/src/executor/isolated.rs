@@ -103,10 +103,8 @@ impl IsolatedExecutor {
         store: &Path,
         log: &BuildLog,
     ) -> Result<std::process::ExitStatus, BuildError> {
-        let mut command = Command::new("setpriv");
+        let mut command = Command::from(user.command(&self.program));
         command
-            .args(user.setpriv().iter().skip(1))
-            .arg(&self.program)
             .arg("build-slug")
             .args(["--app", &job.app, "--sha", &job.sha])
             .arg("--object-store")
@@ -186,9 +184,8 @@ async fn read_as(
     limit: u64,
     what: &str,
 ) -> Result<Option<Vec<u8>>, BuildError> {
-    let mut cat = Command::new("setpriv");
-    cat.args(user.setpriv().iter().skip(1))
-        .args(["cat", "--"])
+    let mut cat = Command::from(user.command("cat"));
+    cat.arg("--")
         .arg(path)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
