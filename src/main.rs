@@ -285,9 +285,7 @@ impl RuntimeOpts {
                         .with_context(|| format!("node label {label:?} is not key=value"))?;
                     node_labels.insert(key.trim().to_owned(), value.trim().to_owned());
                 }
-                if self.app_users {
-                    self.lock_down(data_dir)?;
-                }
+                self.lock_down(data_dir)?;
                 let config = RuntimeConfig {
                     state_dir: data_dir.join(RUNTIME_DIR),
                     node_labels,
