@@ -314,6 +314,9 @@ pub(crate) struct RouterArgs {
     /// Worker threads serving connections [default: one per CPU].
     #[arg(long, env = "DEIS_ROUTER_WORKERS")]
     workers: Option<usize>,
+    /// Serve plain HTTP/1.1 sockets with epoll alone, not io_uring.
+    #[arg(long, env = "DEIS_ROUTER_NO_IO_URING")]
+    no_io_uring: bool,
     #[command(flatten)]
     metrics: crate::metrics::MetricsOpts,
 }
@@ -349,6 +352,7 @@ pub(crate) async fn router(args: RouterArgs) -> Result<()> {
     if let Some(workers) = args.workers {
         options.workers = workers.max(1);
     }
+    options.io_uring = !args.no_io_uring;
     let router = Router::new(options, access_log);
     let _metrics = crate::metrics::Sources {
         router: Some(router.metrics()),

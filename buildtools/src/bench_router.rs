@@ -1,9 +1,10 @@
 //! `buildtools/bench router` and `buildtools/bench converge`.
 //!
 //! router: `wrk` on loopback against one small upstream (nginx returning a
-//! fixed body) through (a) the embedded router, (b) Envoy on the same feed,
-//! (c) nginx as a plain reverse proxy (upstream keep-alive, HTTP/1.1, access
-//! log off). One worker each. Prints requests/s, p99 latency and the
+//! fixed body) through (a) the embedded router, (b) the same with its
+//! io_uring turned off (epoll alone), (c) Envoy on the same feed, (d) nginx
+//! as a plain reverse proxy (upstream keep-alive, HTTP/1.1, access log
+//! off). One worker each. Prints requests/s, p99 latency and the
 //! proxy's CPU time per request (from /proc), with ratios to nginx.
 //!
 //! converge: the time from an API call (`domains:add`) to the first request
@@ -22,6 +23,8 @@ use crate::{Samples, free_port, median, ms};
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
 const HOST: &str = "bench.localhost";
+/// The embedded router with its io_uring turned off.
+const EPOLL: &str = "router, epoll";
 
 /// A child process killed (with its process group) on drop.
 struct Proc(Child);
@@ -231,10 +234,13 @@ async fn serve_feed(feed: &Feed) -> Result<SocketAddr> {
     Ok(addr)
 }
 
-fn start_embedded(feed: SocketAddr) -> Result<Proc> {
+/// The embedded router; `epoll` turns its io_uring off, to show what that
+/// brings.
+fn start_embedded(feed: SocketAddr, epoll: bool) -> Result<Proc> {
     spawn(
         Command::new(deis_workflow_binary()?)
             .args(["router", "--xds-addr", &feed.to_string(), "--xds-token", TOKEN])
+            .args(epoll.then_some("--no-io-uring"))
             .args([
                 "--node-id",
                 "bench-router",
@@ -303,14 +309,16 @@ pub(crate) async fn router() -> Result<()> {
     };
     // The feed says which port the router listens on; the embedded router
     // and Envoy run side by side, so each reads a feed of its own.
-    let (proxy_port, envoy_port) = (free_port()?, free_port()?);
-    let (embedded_feed, envoy_feed) = (Feed::new(), Feed::new());
+    let (proxy_port, epoll_port, envoy_port) = (free_port()?, free_port()?, free_port()?);
+    let (embedded_feed, epoll_feed, envoy_feed) = (Feed::new(), Feed::new(), Feed::new());
     embedded_feed.update(&settings(proxy_port), &state);
+    epoll_feed.update(&settings(epoll_port), &state);
     envoy_feed.update(&settings(envoy_port), &state);
 
     // All three run at once and are measured in turn, round after round,
     // so a slow spell of the machine does not fall on one of them.
-    let embedded = start_embedded(serve_feed(&embedded_feed).await?)?;
+    let embedded = start_embedded(serve_feed(&embedded_feed).await?, false)?;
+    let epoll = start_embedded(serve_feed(&epoll_feed).await?, true)?;
     let envoy = start_envoy(serve_feed(&envoy_feed).await?, dir.path())?;
     let nginx_port = free_port()?;
     let conf = nginx_config(
@@ -323,8 +331,9 @@ pub(crate) async fn router() -> Result<()> {
         ),
     )?;
     let nginx = spawn(Command::new("nginx").arg("-c").arg(&conf))?;
-    let proxies: [(&'static str, u32, u16); 3] = [
+    let proxies: [(&'static str, u32, u16); 4] = [
         ("embedded router", embedded.0.id(), proxy_port),
+        (EPOLL, epoll.0.id(), epoll_port),
         ("Envoy", envoy.0.id(), envoy_port),
         ("nginx", nginx.0.id(), nginx_port),
     ];
@@ -350,14 +359,14 @@ pub(crate) async fn router() -> Result<()> {
             println!("  round {round}:");
             // The router and nginx always run back to back, so the ratios
             // taken within a round compare them under the same conditions;
-            // which of them goes first, and whether Envoy goes before or
-            // after them, changes from round to round.
-            let [router, envoy, nginx] = proxies;
+            // which of them goes first, and where the others go, changes
+            // from round to round.
+            let [router, epoll, envoy, nginx] = proxies;
             let orders = [
-                [router, nginx, envoy],
-                [nginx, router, envoy],
-                [envoy, router, nginx],
-                [envoy, nginx, router],
+                [router, nginx, epoll, envoy],
+                [nginx, router, envoy, epoll],
+                [epoll, envoy, router, nginx],
+                [envoy, epoll, nginx, router],
             ];
             for (name, pid, port) in orders[(round as usize - 1) % orders.len()] {
                 runs.push(measure(name, pid, port, seconds)?);
@@ -366,7 +375,7 @@ pub(crate) async fn router() -> Result<()> {
         Ok(runs)
     })
     .await??;
-    drop((embedded, envoy, nginx));
+    drop((embedded, epoll, envoy, nginx));
     let results: Vec<Measured> = proxies
         .iter()
         .map(|(name, _, _)| median_of(name, &runs))
@@ -462,7 +471,7 @@ pub(crate) async fn converge() -> Result<()> {
     println!("API call (domains:add) to the first request routed by the new config, {rounds} rounds:");
     for (name, start) in [("embedded router", 0), ("Envoy", 1)] {
         let proc = if start == 0 {
-            start_embedded(feed_addr)?
+            start_embedded(feed_addr, false)?
         } else {
             start_envoy(feed_addr, dir.path())?
         };

@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
+use deis_uring::UringStream;
 use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -21,6 +22,7 @@ use crate::lean_server;
 use crate::proxy::{self, ConnCtx};
 use crate::router::Inner;
 use crate::tcp;
+use crate::workers;
 
 /// Binds a listening socket (`SO_REUSEADDR`, so a restart can take the port
 /// back at once), detached from any runtime so each worker can adopt a copy.
@@ -112,7 +114,13 @@ async fn serve_connection(
     };
     match kind {
         ConnKind::Tcp(cluster, idle_timeout) => tcp::proxy(stream, cluster, idle_timeout, watch).await,
-        ConnKind::Http => lean_server::serve(ctx(false), stream, watch).await,
+        ConnKind::Http => match workers::ring() {
+            Some(ring) => match UringStream::new(stream, &ring) {
+                Ok(stream) => lean_server::serve(ctx(false), stream, watch).await,
+                Err(e) => debug!(client = %peer, error = %e, "connection unusable"),
+            },
+            None => lean_server::serve(ctx(false), stream, watch).await,
+        },
         ConnKind::Https(config) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             match tokio::time::timeout(inner.options.tls_handshake_timeout, acceptor.accept(stream)).await {

@@ -160,6 +160,7 @@ impl EndpointPool {
     pub(crate) fn release_raw(&self, conn: RawConn) {
         let mut idle = self.lock();
         if idle.len() < self.max_idle {
+            conn.watch();
             idle.raw.push(RawIdle {
                 conn,
                 since: Instant::now(),
@@ -228,8 +229,8 @@ impl EndpointPool {
         builder: &http1::Builder,
     ) -> Result<Sender, ConnectError> {
         // An idle socket of the lean path serves as well as a new one.
-        let stream = match self.checkout_raw() {
-            Some(conn) => conn.into_stream(),
+        let stream = match self.checkout_raw().and_then(RawConn::into_stream) {
+            Some(stream) => stream,
             None => self.connect_raw(timeout).await?,
         };
         let (sender, conn) = builder

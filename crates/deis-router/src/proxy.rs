@@ -563,7 +563,14 @@ async fn exchange_raw(
             match endpoint.connect_raw(cluster.connect_timeout).await {
                 Ok(stream) => {
                     attempt.connect = started.elapsed();
-                    RawConn::new(stream)
+                    match RawConn::new(stream) {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            debug!(upstream = %endpoint.addr, error = %e, "upstream socket unusable");
+                            fail(ProxyError::ConnectFailed)?;
+                            continue;
+                        }
+                    }
                 }
                 Err(e) => {
                     debug!(upstream = %endpoint.addr, error = %e, "upstream connect failed");

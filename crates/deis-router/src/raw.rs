@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
+use deis_uring::UringStream;
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
@@ -21,6 +22,7 @@ use tokio::net::TcpStream;
 use crate::access_log::ProxyError;
 use crate::headers;
 use crate::pool::EndpointPool;
+use crate::workers;
 
 /// Most headers accepted in a request or response head (hyper's default).
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -31,44 +33,77 @@ pub(crate) const READ_SIZE: usize = 8192;
 /// An upstream socket, what was read from it but not yet used, and the
 /// buffer requests are written from.
 pub(crate) struct RawConn {
-    stream: TcpStream,
+    stream: Upstream,
     buf: BytesMut,
     out: Vec<u8>,
 }
 
+/// The socket itself: on a worker with an io_uring, it goes through the
+/// ring; elsewhere through tokio's reactor.
+enum Upstream {
+    Tokio(TcpStream),
+    Uring(UringStream),
+}
+
 impl RawConn {
-    pub(crate) fn new(stream: TcpStream) -> RawConn {
-        RawConn {
+    /// A new connection, moved onto the calling worker's ring if it has
+    /// one.
+    pub(crate) fn new(stream: TcpStream) -> io::Result<RawConn> {
+        let stream = match workers::ring() {
+            Some(ring) => Upstream::Uring(UringStream::new(stream, &ring)?),
+            None => Upstream::Tokio(stream),
+        };
+        Ok(RawConn {
             stream,
             buf: BytesMut::new(),
             out: Vec::new(),
-        }
+        })
     }
 
     /// The socket, for a hyper client connection (only when nothing is
-    /// buffered, as for an idle pooled socket).
-    pub(crate) fn into_stream(self) -> TcpStream {
-        self.stream
+    /// buffered, as for an idle pooled socket). `None` for a socket on a
+    /// ring, whose read is already waiting.
+    pub(crate) fn into_stream(self) -> Option<TcpStream> {
+        match self.stream {
+            Upstream::Tokio(stream) => Some(stream),
+            Upstream::Uring(_) => None,
+        }
     }
 
     /// Whether an idle socket is still open and silent (the upstream has
     /// not closed it nor sent anything unasked).
     pub(crate) fn alive(&self) -> bool {
+        let stream = match &self.stream {
+            Upstream::Tokio(stream) => stream,
+            // The read `watch` started would have completed.
+            Upstream::Uring(stream) => return self.buf.is_empty() && stream.idle_and_open(),
+        };
         // No readiness event since the last read drained the socket: nothing
         // arrived and no close was seen, known without a system call (the
         // way nginx keeps its idle upstream connections).
         let mut cx = Context::from_waker(Waker::noop());
-        if self.stream.poll_read_ready(&mut cx).is_pending() {
+        if stream.poll_read_ready(&mut cx).is_pending() {
             return true;
         }
         let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Going idle in the pool: on a ring, a read starts, so that the
+    /// upstream closing it is seen, as `alive` needs.
+    pub(crate) fn watch(&self) {
+        if let Upstream::Uring(stream) = &self.stream {
+            stream.watch();
+        }
     }
 
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         // `AsyncRead` rather than `try_read`: a short read clears the
         // socket's readiness, so `alive` needs no probe next time.
-        poll_read_into(&mut self.stream, &mut self.buf, cx)
+        match &mut self.stream {
+            Upstream::Tokio(stream) => poll_read_into(stream, &mut self.buf, cx),
+            Upstream::Uring(stream) => poll_read_into(stream, &mut self.buf, cx),
+        }
     }
 
     async fn fill(&mut self) -> io::Result<usize> {
@@ -139,7 +174,10 @@ pub(crate) async fn send(conn: &mut RawConn, request: &impl UpstreamHead) -> io:
     let mut head = std::mem::take(&mut conn.out);
     head.clear();
     request.write_head(&mut head);
-    let written = conn.stream.write_all(&head).await;
+    let written = match &mut conn.stream {
+        Upstream::Tokio(stream) => stream.write_all(&head).await,
+        Upstream::Uring(stream) => stream.write_all(&head).await,
+    };
     conn.out = head;
     written
 }

@@ -51,6 +51,10 @@ pub struct RouterOptions {
     /// nginx's worker processes; a connection stays on one worker). 0 runs
     /// everything on the runtime that calls [`Router::apply`] instead.
     pub workers: usize,
+    /// Whether workers move plain HTTP/1.1 sockets onto an io_uring each,
+    /// which batches the system calls of many connections into one. Falls
+    /// back to epoll where the kernel lacks io_uring or forbids it.
+    pub io_uring: bool,
 }
 
 impl Default for RouterOptions {
@@ -65,6 +69,7 @@ impl Default for RouterOptions {
             max_concurrent_streams: 200,
             drain_timeout: Duration::from_secs(10),
             workers: std::thread::available_parallelism().map_or(1, usize::from),
+            io_uring: true,
         }
     }
 }
@@ -262,7 +267,7 @@ impl Router {
             .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX))
             .max_concurrent_streams(options.max_concurrent_streams);
         let permits = options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-        let workers = Workers::start(options.workers).unwrap_or_else(|e| {
+        let workers = Workers::start(options.workers, options.io_uring).unwrap_or_else(|e| {
             warn!(error = %e, "cannot start router workers; using the caller's runtime");
             Workers::empty()
         });
@@ -507,6 +512,16 @@ impl Router {
         self.start_sweeper();
         info!(version = %config.version, listeners = config.listeners.len(), "router config applied");
         Ok(())
+    }
+
+    /// How many of the router's workers serve plain HTTP/1.1 through an
+    /// io_uring (see [`RouterOptions::io_uring`]).
+    pub fn io_uring_workers(&self) -> usize {
+        self.inner
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rings()
     }
 
     /// The router's request metrics, read when Prometheus scrapes them.

@@ -425,3 +425,89 @@ async fn large_bodies_stream_both_ways() {
     );
     router.shutdown().await;
 }
+
+/// Workers with an io_uring (the default, where the kernel allows it) and
+/// workers with epoll alone serve the same: many requests on one
+/// connection, a response larger than every buffer on the way, and an
+/// upstream that closes its idle keep-alive connections.
+#[tokio::test]
+async fn io_uring_and_epoll_workers_serve_alike() {
+    // An upstream that answers one request per connection, then closes
+    // it without saying so, as one whose keep-alive timeout is short.
+    let closing = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closing_addr = closing.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = closing.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nonce")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+        }
+    });
+    for io_uring in [true, false] {
+        let up = upstream("web").await;
+        let config = http_config(
+            vec![
+                vhost("app", &["app.localhost"], vec![prefix("/", forward("web"))]),
+                vhost(
+                    "closing",
+                    &["closing.localhost"],
+                    vec![prefix("/", forward("closing"))],
+                ),
+            ],
+            vec![cluster("web", &[up.addr]), cluster("closing", &[closing_addr])],
+        );
+        let options = deis_router::RouterOptions {
+            io_uring,
+            ..options()
+        };
+        let (router, _, addr) = serve_with(options, config).await;
+        let expected_rings = if io_uring { WORKERS } else { 0 };
+        assert_eq!(router.io_uring_workers(), expected_rings, "io_uring {io_uring}");
+
+        let mut client = Client::connect(addr).await;
+        for i in 0..40 {
+            let reply = client.get("app.localhost", &format!("/n{i}")).await;
+            assert_eq!(reply.status, StatusCode::OK, "io_uring {io_uring}");
+            assert!(reply.body.contains(&format!("path=/n{i}\n")), "{}", reply.body);
+        }
+        let big = client.get("app.localhost", "/big").await;
+        assert_eq!(big.status, StatusCode::OK);
+        assert!(
+            big.raw == big_body(),
+            "io_uring {io_uring}: /big arrived changed ({} bytes)",
+            big.raw.len()
+        );
+        let after = client.get("app.localhost", "/after").await;
+        assert!(after.body.contains("path=/after\n"), "{}", after.body);
+        assert!(
+            up.connections.load(Ordering::SeqCst) < 10,
+            "io_uring {io_uring}: upstream connections are not reused ({} for 42 requests)",
+            up.connections.load(Ordering::SeqCst)
+        );
+
+        for _ in 0..5 {
+            let reply = client.get("closing.localhost", "/").await;
+            assert_eq!(
+                reply.status,
+                StatusCode::OK,
+                "io_uring {io_uring}: {}",
+                reply.body
+            );
+            assert_eq!(reply.body, "once");
+            // Long enough for the upstream to have closed the pooled socket.
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        router.shutdown().await;
+    }
+}

@@ -77,6 +77,12 @@ pub async fn upstream(name: &str) -> Upstream {
     }
 }
 
+/// What the test upstream answers to `/big`: larger than any socket or
+/// proxy buffer, and not one byte repeated in place.
+pub fn big_body() -> Vec<u8> {
+    (0..3 * 1024 * 1024 + 7).map(|i: u32| (i % 251) as u8).collect()
+}
+
 async fn upstream_handle(name: String, mut req: Request<Incoming>) -> Result<Response<TestBody>, Infallible> {
     match req.uri().path() {
         "/slow" => {
@@ -84,6 +90,7 @@ async fn upstream_handle(name: String, mut req: Request<Incoming>) -> Result<Res
             Ok(Response::new(full("slow")))
         }
         "/echo" => Ok(Response::new(req.into_body().map_err(BoxError::from).boxed())),
+        "/big" => Ok(Response::new(full(big_body()))),
         "/ws" => {
             let on_upgrade = hyper::upgrade::on(&mut req);
             tokio::spawn(async move {
