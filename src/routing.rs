@@ -262,6 +262,17 @@ impl RunningRouter {
     }
 }
 
+/// `DEIS_ROUTER_NO_IO_URING` read as `deis-workflow router` reads it (clap's
+/// true values), for `up`, which has no flag of its own for it.
+fn no_io_uring_in_env() -> bool {
+    std::env::var("DEIS_ROUTER_NO_IO_URING").is_ok_and(|value| {
+        matches!(
+            value.to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on" | "y"
+        )
+    })
+}
+
 /// Starts the embedded router on the feed at `feed`; returns once it serves
 /// its HTTP listener (or after `within`, with a warning).
 pub(crate) async fn start_embedded_router(
@@ -270,7 +281,11 @@ pub(crate) async fn start_embedded_router(
     logs: Arc<dyn LogSink>,
     within: Duration,
 ) -> RunningRouter {
-    let router = Router::new(RouterOptions::default(), Arc::new(AppRouterLog(logs)));
+    let options = RouterOptions {
+        io_uring: !no_io_uring_in_env(),
+        ..RouterOptions::default()
+    };
+    let router = Router::new(options, Arc::new(AppRouterLog(logs)));
     let running = RunningRouter::follow(
         router.clone(),
         format!("http://{feed}"),
