@@ -31,8 +31,14 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 /// Submission queue entries per ring; a full queue is submitted at once.
 const ENTRIES: u32 = 1024;
-/// The receive buffer of each socket.
-const READ_BUFFER: usize = 16 * 1024;
+/// The receive buffer a socket starts with: enough for a request head, and
+/// small, because an idle keep-alive connection keeps its receive queued.
+const READ_MIN: usize = 2 * 1024;
+/// The most a receive buffer grows to, doubling each time a receive fills
+/// it (a response body streaming through).
+const READ_MAX: usize = 64 * 1024;
+/// A write buffer that grew beyond this is given back once sent.
+const WRITE_KEEP: usize = 64 * 1024;
 /// Passes of the driver before it lets other tasks run.
 const DRIVER_BUDGET: usize = 8;
 
@@ -67,6 +73,8 @@ struct State {
     driver: Option<Waker>,
     /// The driver was woken and has not run since.
     driver_woken: bool,
+    /// Completions being applied (kept to reuse its allocation).
+    completions: Vec<(u64, i32)>,
 }
 
 struct Socket {
@@ -84,6 +92,8 @@ struct ReadSide {
     start: usize,
     end: usize,
     in_flight: bool,
+    /// The last receive filled the buffer: the next one gets a larger one.
+    grow: bool,
     eof: bool,
     error: Option<i32>,
     waker: Option<Waker>,
@@ -126,6 +136,7 @@ impl Ring {
                 queued: false,
                 driver: None,
                 driver_woken: false,
+                completions: Vec::new(),
             }),
             ready,
         }))
@@ -229,6 +240,11 @@ impl State {
         let fd = stream.as_raw_fd();
         socket.read.start = 0;
         socket.read.end = 0;
+        if socket.read.grow {
+            socket.read.grow = false;
+            let doubled = socket.read.buf.len().saturating_mul(2).clamp(READ_MIN, READ_MAX);
+            socket.read.buf = vec![0; doubled].into_boxed_slice();
+        }
         let len = u32::try_from(socket.read.buf.len()).unwrap_or(u32::MAX);
         let entry = opcode::Recv::new(types::Fd(fd), socket.read.buf.as_mut_ptr(), len)
             .build()
@@ -258,12 +274,10 @@ impl State {
     /// Applies every completion; gathers the wakers to call once the lock
     /// is released.
     fn reap(&mut self, wakers: &mut Vec<Waker>) {
-        let completions: Vec<(u64, i32)> = self
-            .ring
-            .completion()
-            .map(|c| (c.user_data(), c.result()))
-            .collect();
-        for (data, result) in completions {
+        let mut completions = std::mem::take(&mut self.completions);
+        completions.clear();
+        completions.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
+        for &(data, result) in &completions {
             let slot = usize::try_from(data >> 1).unwrap_or(usize::MAX);
             let Some(socket) = self.sockets.get_mut(slot) else {
                 continue;
@@ -273,38 +287,49 @@ impl State {
                 read.in_flight = false;
                 match usize::try_from(result) {
                     Ok(0) => read.eof = true,
-                    Ok(n) => read.end = n.min(read.buf.len()),
+                    Ok(n) => {
+                        read.end = n.min(read.buf.len());
+                        read.grow = n >= read.buf.len() && read.buf.len() < READ_MAX;
+                    }
                     Err(_) => read.error = Some(-result),
                 }
                 wakers.extend(read.waker.take());
             } else {
+                let held = socket.held;
                 let write = &mut socket.write;
                 write.in_flight = false;
                 match usize::try_from(result) {
-                    Ok(n) if n > 0 => {
-                        write.sent = write.sent.saturating_add(n).min(write.buf.len());
-                        if write.sent < write.buf.len() && socket.held {
-                            // A short send: the rest goes next.
-                            if let Err(e) = self.queue_write(slot) {
-                                if let Some(socket) = self.sockets.get_mut(slot) {
-                                    socket.write.in_flight = false;
-                                    socket.write.error = e.raw_os_error().or(Some(EIO));
-                                }
-                            } else {
-                                self.queued = true;
-                                continue;
-                            }
-                        }
-                    }
+                    Ok(n) if n > 0 => write.sent = write.sent.saturating_add(n).min(write.buf.len()),
                     Ok(_) => write.error = Some(EPIPE),
                     Err(_) => write.error = Some(-result),
                 }
+                if write.error.is_none() && write.sent < write.buf.len() && held {
+                    // A short send: the rest goes next.
+                    match self.queue_write(slot) {
+                        Ok(()) => {
+                            self.queued = true;
+                            continue;
+                        }
+                        Err(e) => {
+                            if let Some(socket) = self.sockets.get_mut(slot) {
+                                socket.write.in_flight = false;
+                                socket.write.error = e.raw_os_error().or(Some(EIO));
+                            }
+                        }
+                    }
+                }
                 if let Some(socket) = self.sockets.get_mut(slot) {
-                    wakers.extend(socket.write.waker.take());
+                    let write = &mut socket.write;
+                    if write.buf.capacity() > WRITE_KEEP {
+                        write.buf = Vec::new();
+                        write.sent = 0;
+                    }
+                    wakers.extend(write.waker.take());
                 }
             }
             self.release_if_done(slot);
         }
+        self.completions = completions;
     }
 
     /// Closes and frees a slot whose stream is gone once nothing of it is
@@ -364,6 +389,7 @@ impl UringStream {
                 start: 0,
                 end: 0,
                 in_flight: false,
+                grow: false,
                 eof: false,
                 error: None,
                 waker: None,
@@ -395,9 +421,9 @@ impl UringStream {
             }
         };
         if let Some(socket) = state.sockets.get_mut(slot)
-            && socket.read.buf.len() != READ_BUFFER
+            && socket.read.buf.len() != READ_MIN
         {
-            socket.read.buf = vec![0; READ_BUFFER].into_boxed_slice();
+            socket.read.buf = vec![0; READ_MIN].into_boxed_slice();
         }
         drop(state);
         Ok(UringStream {
@@ -641,6 +667,48 @@ mod tests {
         let back = reader.await.unwrap();
         assert_eq!(back.len(), expected.len());
         assert!(back == expected, "bytes arrived changed");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reset_peer_fails_writes_and_the_ring_keeps_serving() {
+        let ring = Ring::new().unwrap();
+        tokio::spawn(Arc::clone(&ring).drive());
+        let (mut ours, theirs) = pair(&ring).await;
+        // An abortive close: the peer's kernel answers with a reset.
+        theirs.set_zero_linger().unwrap();
+        drop(theirs);
+        let chunk = [7u8; 64 * 1024];
+        let failed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                if let Err(e) = async {
+                    ours.write_all(&chunk).await?;
+                    ours.flush().await
+                }
+                .await
+                {
+                    return e;
+                }
+            }
+        })
+        .await
+        .expect("writes to a reset connection kept succeeding");
+        assert!(
+            matches!(
+                failed.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{failed}"
+        );
+        let mut rest = Vec::new();
+        assert!(ours.read_to_end(&mut rest).await.is_err() || rest.is_empty());
+        drop(ours);
+
+        let (mut next, mut peer) = pair(&ring).await;
+        next.write_all(b"still here").await.unwrap();
+        next.flush().await.unwrap();
+        let mut got = [0u8; 10];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"still here");
     }
 
     #[tokio::test(flavor = "current_thread")]
