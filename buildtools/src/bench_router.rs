@@ -25,6 +25,8 @@ const TOKEN: &str = "bench-token-0123456789abcdef";
 const HOST: &str = "bench.localhost";
 /// The embedded router with its io_uring turned off.
 const EPOLL: &str = "router, epoll";
+/// What the upstream answers.
+const UPSTREAM_BODY: &str = "hello from the upstream\n";
 
 /// A child process killed (with its process group) on drop.
 struct Proc(Child);
@@ -66,14 +68,69 @@ fn cpu_time(pid: u32) -> Duration {
             })
             .unwrap_or(0)
     };
-    let children: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|c| c.parse().ok())
-        .collect();
-    let total: u64 = ticks(pid) + children.into_iter().map(ticks).sum::<u64>();
+    let total: u64 = with_children(pid).into_iter().map(ticks).sum();
     // USER_HZ is 100 on Linux.
     Duration::from_millis(total * 10)
+}
+
+/// A process and its children (nginx's master and its worker).
+fn with_children(pid: u32) -> Vec<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    std::iter::once(pid)
+        .chain(children.split_whitespace().filter_map(|c| c.parse().ok()))
+        .collect()
+}
+
+/// Resident memory of a process and its children, in bytes, from /proc.
+fn resident_bytes(pid: u32) -> u64 {
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .unwrap_or(0)
+            * 1024
+    };
+    with_children(pid).into_iter().map(rss).sum()
+}
+
+/// Each proxy's resident memory per idle keep-alive connection, in bytes.
+type IdleMemory = Vec<(&'static str, f64)>;
+
+/// Idle keep-alive connections held open through each proxy to measure the
+/// memory one costs.
+const IDLE_CONNECTIONS: usize = 2000;
+
+/// Opens [`IDLE_CONNECTIONS`] keep-alive connections to the proxy on
+/// `port`, makes one request on each and leaves it open and idle; what the
+/// proxy's resident memory grew by, per connection.
+fn memory_per_idle_connection(pid: u32, port: u16) -> Result<f64> {
+    use std::io::{Read, Write};
+    let before = resident_bytes(pid);
+    let mut open = Vec::with_capacity(IDLE_CONNECTIONS);
+    for _ in 0..IDLE_CONNECTIONS {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(stream, "GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n")?;
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !response.ends_with(UPSTREAM_BODY.as_bytes()) {
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                bail!("the proxy on port {port} closed a connection before answering");
+            }
+            response.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        open.push(stream);
+    }
+    // Let the proxy settle (timers armed, buffers given back).
+    std::thread::sleep(Duration::from_millis(500));
+    let after = resident_bytes(pid);
+    drop(open);
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(after.saturating_sub(before) as f64 / IDLE_CONNECTIONS as f64)
 }
 
 /// Waits until `GET /` with the bench host answers 200 on `port`.
@@ -292,7 +349,8 @@ pub(crate) async fn router() -> Result<()> {
         dir.path(),
         "upstream",
         &format!(
-            "  server {{ listen 127.0.0.1:{upstream_port}; location / {{ return 200 \"hello from the upstream\\n\"; }} }}"
+            "  server {{ listen 127.0.0.1:{upstream_port}; location / {{ return 200 \"{}\"; }} }}",
+            UPSTREAM_BODY.escape_default()
         ),
     )?;
     let _upstream = spawn(Command::new("nginx").arg("-c").arg(&upstream_conf))?;
@@ -340,7 +398,7 @@ pub(crate) async fn router() -> Result<()> {
     println!(
         "wrk -t1 -c32 -d{seconds}s through each proxy (one worker each) to one nginx upstream, {rounds} rounds in turn:"
     );
-    let runs = tokio::task::spawn_blocking(move || -> Result<Vec<Measured>> {
+    let (runs, idle) = tokio::task::spawn_blocking(move || -> Result<(Vec<Measured>, IdleMemory)> {
         for (_, _, port) in proxies {
             wait_for_200(port, HOST, Duration::from_secs(20))?;
             wrk(port, 2)?;
@@ -372,7 +430,12 @@ pub(crate) async fn router() -> Result<()> {
                 runs.push(measure(name, pid, port, seconds)?);
             }
         }
-        Ok(runs)
+        println!("  holding {IDLE_CONNECTIONS} idle keep-alive connections through each proxy in turn");
+        let mut idle = Vec::new();
+        for (name, pid, port) in proxies {
+            idle.push((name, memory_per_idle_connection(pid, port)?));
+        }
+        Ok((runs, idle))
     })
     .await??;
     drop((embedded, epoll, envoy, nginx));
@@ -426,6 +489,18 @@ pub(crate) async fn router() -> Result<()> {
          embedded router  ahead of nginx in: throughput {more_requests} of {rounds} rounds   p99 {lower_p99} of {rounds} rounds"
     );
     println!("target: embedded router >= 1.0x nginx throughput with no worse p99");
+    let nginx_idle = idle
+        .iter()
+        .find(|(name, _)| *name == "nginx")
+        .map_or(0.0, |(_, bytes)| *bytes);
+    println!("\nmemory per idle keep-alive connection ({IDLE_CONNECTIONS} held open):");
+    for (name, bytes) in &idle {
+        println!(
+            "  {name:<16} {:>8.1} KiB   {:.1}x nginx",
+            bytes / 1024.0,
+            bytes / nginx_idle.max(1.0)
+        );
+    }
     Ok(())
 }
 

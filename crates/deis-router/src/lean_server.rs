@@ -31,13 +31,21 @@ use crate::drain::{ABORTING, DRAINING, Watch};
 use crate::headers;
 use crate::listener;
 use crate::proxy::{self, ConnCtx};
-use crate::raw::{self, HeadFields, MAX_HEADERS, READ_SIZE, Span, header_line};
+use crate::raw::{self, HeadFields, MAX_HEADERS, Span, header_line};
 use crate::timer::LazyTimer;
 
 /// Response bytes gathered before they are written.
 const WRITE_BATCH: usize = 64 * 1024;
 /// Body chunks at least this large are written as they are, not copied.
 const COPY_LIMIT: usize = 16 * 1024;
+/// The response buffer a connection starts with, and the most it keeps
+/// between requests: an idle keep-alive connection holds on to it.
+const OUT_START: usize = 1024;
+const OUT_KEEP: usize = 16 * 1024;
+/// What a connection with nothing buffered reads into first (on the stack):
+/// a typical request head. Only what arrives is then kept, so an idle
+/// keep-alive connection does not hold a read buffer of full size.
+const HEAD_SCRATCH: usize = 2048;
 /// How long closing the connection cleanly may take.
 const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -52,8 +60,8 @@ where
     let mut conn = LeanConn {
         ctx: &ctx,
         io,
-        buf: BytesMut::with_capacity(READ_SIZE),
-        out: Vec::with_capacity(1024),
+        buf: BytesMut::new(),
+        out: Vec::with_capacity(OUT_START),
         spans: Vec::new(),
         level: &level,
         idle_since: Instant::now(),
@@ -193,7 +201,12 @@ where
         if self.buf.is_empty() && self.level.load(Ordering::Relaxed) >= DRAINING {
             return Poll::Ready(Ok(0));
         }
-        if let Poll::Ready(read) = raw::poll_read_into(&mut self.io, &mut self.buf, cx) {
+        let read = if self.buf.is_empty() {
+            poll_read_scratch(&mut self.io, &mut self.buf, cx)
+        } else {
+            raw::poll_read_into(&mut self.io, &mut self.buf, cx)
+        };
+        if let Poll::Ready(read) = read {
             return Poll::Ready(read);
         }
         ready!(self.poll_header_deadline(cx));
@@ -235,6 +248,11 @@ where
             Framing::Chunked => self.write_body(&mut out, body, None).await?,
         };
         self.io.flush().await?;
+        if out.capacity() > OUT_KEEP {
+            // A large response passed through: an idle connection does not
+            // keep its buffer.
+            out = Vec::with_capacity(OUT_START);
+        }
         self.out = out;
         Ok(delivered)
     }
@@ -330,6 +348,20 @@ where
         self.io.write_all(out).await?;
         Ok(whole)
     }
+}
+
+/// Reads into a scratch buffer on the stack and keeps only what arrived:
+/// `buf` grows to the size of the request head, not of a full read buffer.
+fn poll_read_scratch<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let mut scratch = [MaybeUninit::<u8>::uninit(); HEAD_SCRATCH];
+    let mut read = ReadBuf::uninit(&mut scratch);
+    ready!(Pin::new(io).poll_read(cx, &mut read))?;
+    buf.extend_from_slice(read.filled());
+    Poll::Ready(Ok(read.filled().len()))
 }
 
 #[allow(clippy::large_enum_variant)]

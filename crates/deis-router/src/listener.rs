@@ -112,8 +112,14 @@ async fn serve_connection(
             https,
         })
     };
+    // The connection's task holds the largest of these futures for as long
+    // as the connection lives, idle or not. TLS (a session, and hyper for
+    // HTTP/2) and TCP proxying are boxed so that plain HTTP connections,
+    // the many idle keep-alive ones among them, stay small.
     match kind {
-        ConnKind::Tcp(cluster, idle_timeout) => tcp::proxy(stream, cluster, idle_timeout, watch).await,
+        ConnKind::Tcp(cluster, idle_timeout) => {
+            Box::pin(tcp::proxy(stream, cluster, idle_timeout, watch)).await
+        }
         ConnKind::Http => match workers::ring() {
             Some(ring) => match UringStream::new(stream, &ring) {
                 Ok(stream) => lean_server::serve(ctx(false), stream, watch).await,
@@ -122,16 +128,20 @@ async fn serve_connection(
             None => lean_server::serve(ctx(false), stream, watch).await,
         },
         ConnKind::Https(config) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            match tokio::time::timeout(inner.options.tls_handshake_timeout, acceptor.accept(stream)).await {
-                // HTTP/2 goes straight to hyper; HTTP/1.1 starts lean.
-                Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
-                    serve_http(ctx(true), tls, watch).await;
+            Box::pin(async {
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                match tokio::time::timeout(inner.options.tls_handshake_timeout, acceptor.accept(stream)).await
+                {
+                    // HTTP/2 goes straight to hyper; HTTP/1.1 starts lean.
+                    Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                        serve_http(ctx(true), tls, watch).await;
+                    }
+                    Ok(Ok(tls)) => lean_server::serve(ctx(true), tls, watch).await,
+                    Ok(Err(e)) => debug!(client = %peer, error = %e, "tls handshake failed"),
+                    Err(_) => debug!(client = %peer, "tls handshake timed out"),
                 }
-                Ok(Ok(tls)) => lean_server::serve(ctx(true), tls, watch).await,
-                Ok(Err(e)) => debug!(client = %peer, error = %e, "tls handshake failed"),
-                Err(_) => debug!(client = %peer, "tls handshake timed out"),
-            }
+            })
+            .await
         }
     }
 }

@@ -361,6 +361,18 @@ async fn malformed_and_oversized_heads_are_refused_and_the_router_keeps_serving(
     let mut good = Conn::open(addr).await;
     good.send(get("/").as_bytes()).await;
     assert_eq!(good.response(false).await.text(), "plain\n");
+
+    // A large head, well past the first read of an idle connection, arrives
+    // over several reads; the connection then serves small ones again.
+    let mut large = Conn::open(addr).await;
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: app.localhost\r\nX-Large: {}\r\n\r\n",
+        "b".repeat(6 * 1024)
+    );
+    for request in [head.as_str(), head.as_str(), get("/").as_str()] {
+        large.send(request.as_bytes()).await;
+        assert_eq!(large.response(false).await.text(), "plain\n");
+    }
     router.shutdown().await;
 }
 

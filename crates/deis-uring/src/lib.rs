@@ -35,10 +35,12 @@ const ENTRIES: u32 = 1024;
 /// small, because an idle keep-alive connection keeps its receive queued.
 const READ_MIN: usize = 2 * 1024;
 /// The most a receive buffer grows to, doubling each time a receive fills
-/// it (a response body streaming through).
+/// it (a response body streaming through). A receive that would have fit
+/// the smallest buffer shrinks it back: the stream has gone quiet.
 const READ_MAX: usize = 64 * 1024;
-/// A write buffer that grew beyond this is given back once sent.
-const WRITE_KEEP: usize = 64 * 1024;
+/// A write buffer that grew beyond this is given back once sent, so an idle
+/// connection does not keep the copy of a large response.
+const WRITE_KEEP: usize = 16 * 1024;
 /// Passes of the driver before it lets other tasks run.
 const DRIVER_BUDGET: usize = 8;
 
@@ -92,8 +94,8 @@ struct ReadSide {
     start: usize,
     end: usize,
     in_flight: bool,
-    /// The last receive filled the buffer: the next one gets a larger one.
-    grow: bool,
+    /// The size of the next receive's buffer, when not the current one's.
+    resize: Option<usize>,
     eof: bool,
     error: Option<i32>,
     waker: Option<Waker>,
@@ -240,17 +242,16 @@ impl State {
         let fd = stream.as_raw_fd();
         socket.read.start = 0;
         socket.read.end = 0;
-        if socket.read.grow {
-            socket.read.grow = false;
-            let doubled = socket.read.buf.len().saturating_mul(2).clamp(READ_MIN, READ_MAX);
-            socket.read.buf = vec![0; doubled].into_boxed_slice();
+        if let Some(size) = socket.read.resize.take() {
+            socket.read.buf = vec![0; size].into_boxed_slice();
         }
         let len = u32::try_from(socket.read.buf.len()).unwrap_or(u32::MAX);
         let entry = opcode::Recv::new(types::Fd(fd), socket.read.buf.as_mut_ptr(), len)
             .build()
             .user_data(user_data(slot, READ));
-        socket.read.in_flight = true;
-        self.push(&entry)
+        self.push(&entry)?;
+        self.mark_in_flight(slot, READ);
+        Ok(())
     }
 
     fn queue_write(&mut self, slot: usize) -> io::Result<()> {
@@ -267,8 +268,21 @@ impl State {
             .flags(MSG_NOSIGNAL)
             .build()
             .user_data(user_data(slot, WRITE));
-        socket.write.in_flight = true;
-        self.push(&entry)
+        self.push(&entry)?;
+        self.mark_in_flight(slot, WRITE);
+        Ok(())
+    }
+
+    /// Only once the entry is queued: an entry that could not be queued
+    /// leaves the socket as it was, so it can still be closed and freed.
+    fn mark_in_flight(&mut self, slot: usize, kind: u64) {
+        if let Some(socket) = self.sockets.get_mut(slot) {
+            if kind == READ {
+                socket.read.in_flight = true;
+            } else {
+                socket.write.in_flight = true;
+            }
+        }
     }
 
     /// Applies every completion; gathers the wakers to call once the lock
@@ -288,8 +302,15 @@ impl State {
                 match usize::try_from(result) {
                     Ok(0) => read.eof = true,
                     Ok(n) => {
-                        read.end = n.min(read.buf.len());
-                        read.grow = n >= read.buf.len() && read.buf.len() < READ_MAX;
+                        let size = read.buf.len();
+                        read.end = n.min(size);
+                        read.resize = if n >= size && size < READ_MAX {
+                            Some(size.saturating_mul(2).min(READ_MAX))
+                        } else if n <= READ_MIN && size > READ_MIN {
+                            Some(READ_MIN)
+                        } else {
+                            None
+                        };
                     }
                     Err(_) => read.error = Some(-result),
                 }
@@ -312,7 +333,6 @@ impl State {
                         }
                         Err(e) => {
                             if let Some(socket) = self.sockets.get_mut(slot) {
-                                socket.write.in_flight = false;
                                 socket.write.error = e.raw_os_error().or(Some(EIO));
                             }
                         }
@@ -389,7 +409,7 @@ impl UringStream {
                 start: 0,
                 end: 0,
                 in_flight: false,
-                grow: false,
+                resize: None,
                 eof: false,
                 error: None,
                 waker: None,
@@ -667,6 +687,52 @@ mod tests {
         let back = reader.await.unwrap();
         assert_eq!(back.len(), expected.len());
         assert!(back == expected, "bytes arrived changed");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn buffers_grow_for_a_stream_and_shrink_once_it_is_quiet() {
+        let ring = Ring::new().unwrap();
+        tokio::spawn(Arc::clone(&ring).drive());
+        let (mut ours, mut theirs) = pair(&ring).await;
+        let sizes = |ring: &Ring, slot: usize| {
+            let state = ring.lock();
+            let socket = &state.sockets[slot];
+            (socket.read.buf.len(), socket.write.buf.capacity())
+        };
+
+        let big = vec![1u8; 4 * 1024 * 1024];
+        let writer = tokio::spawn(async move {
+            theirs.write_all(&big).await.unwrap();
+            theirs
+        });
+        let mut got = vec![0u8; 4 * 1024 * 1024];
+        let mut largest = 0;
+        let mut filled = 0;
+        while filled < got.len() {
+            let n = ours.read(&mut got[filled..]).await.unwrap();
+            assert_ne!(n, 0, "the stream ended early");
+            filled += n;
+            largest = largest.max(sizes(&ring, ours.slot).0);
+        }
+        assert_eq!(largest, READ_MAX, "the receive buffer never grew");
+        let mut theirs = writer.await.unwrap();
+
+        // A small message after the stream: the next receive is small again.
+        theirs.write_all(b"quiet").await.unwrap();
+        let mut five = [0u8; 5];
+        ours.read_exact(&mut five).await.unwrap();
+        ours.watch();
+        assert_eq!(sizes(&ring, ours.slot).0, READ_MIN);
+
+        // A large response is not kept once it has gone out.
+        let reader = tokio::spawn(async move {
+            let mut sink = vec![0u8; 1024 * 1024];
+            theirs.read_exact(&mut sink).await.unwrap();
+        });
+        ours.write_all(&vec![2u8; 1024 * 1024]).await.unwrap();
+        ours.flush().await.unwrap();
+        reader.await.unwrap();
+        assert!(sizes(&ring, ours.slot).1 <= WRITE_KEEP);
     }
 
     #[tokio::test(flavor = "current_thread")]
