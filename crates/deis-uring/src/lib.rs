@@ -232,14 +232,22 @@ impl State {
         }
     }
 
+    /// The slot's socket and its descriptor, while it is open.
+    fn open_socket(&mut self, slot: usize) -> io::Result<(&mut Socket, RawFd)> {
+        let socket = self
+            .sockets
+            .get_mut(slot)
+            .ok_or_else(|| io::Error::other("no such socket"))?;
+        let fd = socket
+            .stream
+            .as_ref()
+            .ok_or_else(|| io::Error::other("socket closed"))?
+            .as_raw_fd();
+        Ok((socket, fd))
+    }
+
     fn queue_read(&mut self, slot: usize) -> io::Result<()> {
-        let Some(socket) = self.sockets.get_mut(slot) else {
-            return Err(io::Error::other("no such socket"));
-        };
-        let Some(stream) = &socket.stream else {
-            return Err(io::Error::other("socket closed"));
-        };
-        let fd = stream.as_raw_fd();
+        let (socket, fd) = self.open_socket(slot)?;
         socket.read.start = 0;
         socket.read.end = 0;
         if let Some(size) = socket.read.resize.take() {
@@ -255,13 +263,7 @@ impl State {
     }
 
     fn queue_write(&mut self, slot: usize) -> io::Result<()> {
-        let Some(socket) = self.sockets.get_mut(slot) else {
-            return Err(io::Error::other("no such socket"));
-        };
-        let Some(stream) = &socket.stream else {
-            return Err(io::Error::other("socket closed"));
-        };
-        let fd = stream.as_raw_fd();
+        let (socket, fd) = self.open_socket(slot)?;
         let rest = socket.write.buf.get(socket.write.sent..).unwrap_or_default();
         let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
         let entry = opcode::Send::new(types::Fd(fd), rest.as_ptr(), len)
