@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use deis_auth::PlatformSecret;
 use deis_builder::{
@@ -220,7 +221,7 @@ struct RuntimeOpts {
     /// Run each slug app and each buildpack build as an operating-system
     /// user of its own, which can read neither the platform's files nor
     /// other apps' (needs root).
-    #[arg(long, env = "DEIS_APP_USERS")]
+    #[arg(long, env = "DEIS_APP_USERS", value_parser = BoolishValueParser::new())]
     app_users: bool,
     /// Kubernetes: the image that runs buildpack slugs (`/runner/init`): the platform image.
     #[arg(long, env = "DEIS_SLUGRUNNER_IMAGE", default_value = deis_kubernetes::build::DEFAULT_IMAGE)]
@@ -332,6 +333,9 @@ struct UpArgs {
     logger: logging::LoggerOpts,
     #[command(flatten)]
     registry: registry::RegistryOpts,
+    /// The embedded router serves plain HTTP/1.1 with epoll alone, not io_uring.
+    #[arg(long, env = "DEIS_ROUTER_NO_IO_URING", value_parser = BoolishValueParser::new())]
+    no_io_uring: bool,
     /// Which router serves apps: the embedded one, or none (run Envoy on the routing feed instead).
     #[arg(long = "router", env = "DEIS_ROUTER", value_enum, default_value = "embedded")]
     router_kind: routing::RouterKind,
@@ -393,7 +397,7 @@ struct BuilderArgs {
     /// Run each buildpack build as an operating-system user of its own,
     /// which can read neither the platform's files nor other apps' (needs
     /// root).
-    #[arg(long, env = "DEIS_APP_USERS")]
+    #[arg(long, env = "DEIS_APP_USERS", value_parser = BoolishValueParser::new())]
     app_users: bool,
     #[command(flatten)]
     metrics: metrics::MetricsOpts,
@@ -844,9 +848,16 @@ async fn up(args: UpArgs) -> Result<()> {
     .await?;
     status::register_feed(&controller, feed.clone(), xds_addr);
     let router = match args.router_kind {
-        routing::RouterKind::Embedded => {
-            Some(routing::start_embedded_router(xds_addr, xds_token, logs, Duration::from_secs(5)).await)
-        }
+        routing::RouterKind::Embedded => Some(
+            routing::start_embedded_router(
+                xds_addr,
+                xds_token,
+                logs,
+                !args.no_io_uring,
+                Duration::from_secs(5),
+            )
+            .await,
+        ),
         routing::RouterKind::None => None,
     };
     if let Some(router) = &router {

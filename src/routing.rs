@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use clap::builder::BoolishValueParser;
 use deis_auth::PlatformSecret;
 use deis_controller::Controller;
 use deis_router::xds::XdsOptions;
@@ -262,27 +263,17 @@ impl RunningRouter {
     }
 }
 
-/// `DEIS_ROUTER_NO_IO_URING` read as `deis-workflow router` reads it (clap's
-/// true values), for `up`, which has no flag of its own for it.
-fn no_io_uring_in_env() -> bool {
-    std::env::var("DEIS_ROUTER_NO_IO_URING").is_ok_and(|value| {
-        matches!(
-            value.to_ascii_lowercase().as_str(),
-            "1" | "true" | "yes" | "on" | "y"
-        )
-    })
-}
-
 /// Starts the embedded router on the feed at `feed`; returns once it serves
 /// its HTTP listener (or after `within`, with a warning).
 pub(crate) async fn start_embedded_router(
     feed: SocketAddr,
     token: String,
     logs: Arc<dyn LogSink>,
+    io_uring: bool,
     within: Duration,
 ) -> RunningRouter {
     let options = RouterOptions {
-        io_uring: !no_io_uring_in_env(),
+        io_uring,
         ..RouterOptions::default()
     };
     let router = Router::new(options, Arc::new(AppRouterLog(logs)));
@@ -330,7 +321,7 @@ pub(crate) struct RouterArgs {
     #[arg(long, env = "DEIS_ROUTER_WORKERS")]
     workers: Option<usize>,
     /// Serve plain HTTP/1.1 sockets with epoll alone, not io_uring.
-    #[arg(long, env = "DEIS_ROUTER_NO_IO_URING")]
+    #[arg(long, env = "DEIS_ROUTER_NO_IO_URING", value_parser = BoolishValueParser::new())]
     no_io_uring: bool,
     #[command(flatten)]
     metrics: crate::metrics::MetricsOpts,

@@ -20,11 +20,17 @@ async fn up_serves_the_cli_and_resumes_after_ctrl_c() {
         .unwrap();
 }
 
-/// Runs `deis-workflow up` on `data` with `extra` arguments, which must
-/// refuse to start and say `why`.
-fn up_refuses(data: &std::path::Path, extra: &[&std::ffi::OsStr], why: &str) {
+/// Runs `deis-workflow up` on `data` with `extra` arguments and `env`, which
+/// must refuse to start and say `why`.
+fn up_refuses(data: &std::path::Path, extra: &[&std::ffi::OsStr], env: &[(&str, &str)], why: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_deis-workflow"))
+        .envs(env.iter().copied())
         .args(["up", "--controller-addr", "127.0.0.1:0"])
+        // Refusals may come after listeners are opened: none on a fixed
+        // port, so that tests refused side by side do not collide.
+        .args(["--builder-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0"])
+        .args(["--metrics-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0"])
+        .args(["--logger-addr", "127.0.0.1:0", "--forward-addr", "127.0.0.1:0"])
         .args(extra)
         .arg("--data-dir")
         .arg(data)
@@ -58,6 +64,7 @@ fn scenario(database_url: Option<&str>) {
     // twice and stop the first one's processes: it is refused at once.
     up_refuses(
         data.path(),
+        &[],
         &[],
         &format!(
             "the data directory {} is in use by another deis-workflow (pid {})",
@@ -217,11 +224,16 @@ fn logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
     assert!(!logged.contains('\u{1b}'), "colour codes in a pipe: {logged:?}");
 }
 
-#[test]
-fn a_platform_certificate_with_another_certificates_key_is_refused_at_start() {
+/// A platform certificate and the key of another one.
+fn mismatched_platform_certificate() -> (std::path::PathBuf, std::path::PathBuf) {
     let fixtures =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/deis-core/tests/fixtures/certs");
-    let (cert, key) = (fixtures.join("san.crt"), fixtures.join("rsa-other.key"));
+    (fixtures.join("san.crt"), fixtures.join("rsa-other.key"))
+}
+
+#[test]
+fn a_platform_certificate_with_another_certificates_key_is_refused_at_start() {
+    let (cert, key) = mismatched_platform_certificate();
     let data = tempfile::tempdir().unwrap();
     up_refuses(
         data.path(),
@@ -231,7 +243,45 @@ fn a_platform_certificate_with_another_certificates_key_is_refused_at_start() {
             "--platform-key".as_ref(),
             key.as_os_str(),
         ],
+        &[],
         &format!("{} is not the private key of {}", key.display(), cert.display()),
+    );
+}
+
+#[test]
+fn on_off_settings_from_the_environment_take_1_yes_true_and_their_opposites() {
+    let (cert, key) = mismatched_platform_certificate();
+    let data = tempfile::tempdir().unwrap();
+    let extra = [
+        "--platform-cert".as_ref(),
+        cert.as_os_str(),
+        "--platform-key".as_ref(),
+        key.as_os_str(),
+    ];
+    // Each value is taken: `up` goes on to a later check, the certificate,
+    // and stops there.
+    for value in ["1", "yes", "true", "on", "0", "no", "false", "off"] {
+        up_refuses(
+            data.path(),
+            &extra,
+            &[("DEIS_ROUTER_NO_IO_URING", value)],
+            "is not the private key of",
+        );
+    }
+    for value in ["0", "no", "false", "off"] {
+        up_refuses(
+            data.path(),
+            &extra,
+            &[("DEIS_APP_USERS", value)],
+            "is not the private key of",
+        );
+    }
+    // Anything else is refused, by name.
+    up_refuses(
+        data.path(),
+        &extra,
+        &[("DEIS_ROUTER_NO_IO_URING", "maybe")],
+        "invalid value 'maybe' for '--no-io-uring'",
     );
 }
 
